@@ -1,0 +1,50 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { VERSION } from '../server/version.js';
+
+/**
+ * `telesalud <command>`. Each command exits non-zero with a one-line reason on bad input.
+ * Modules load per command so `--help` stays instant.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('telesalud')
+    .description('Self-hostable telehealth: clinical record, video consultations and security edge in one service.\nConfigured by TELESALUD_* environment variables (see README).')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') });
+
+  program
+    .command('serve')
+    .description('run a telesalud node: HTTPS on TELESALUD_PORT (default 8443), migrating the database first')
+    .action(async () => {
+      const { serve } = await import('../server/serve.js');
+      await serve(loadConfig());
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations and exit (safe while other nodes start: runs under an advisory lock)')
+    .action(async () => {
+      const { migrateCommand } = await import('./migrate-command.js');
+      await migrateCommand(loadConfig());
+    });
+
+  program
+    .command('seed-demo')
+    .description('fill the record with a demo clinic: synthetic patients, practitioners and a day of telehealth appointments')
+    .option('--patients <n>', 'number of demo patients', '24')
+    .action(async (options: { patients: string }) => {
+      const { seedDemoCommand } = await import('../demo/seed-demo-command.js');
+      await seedDemoCommand(loadConfig(), options);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const message = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`telesalud: ${message}\n`);
+    return 1;
+  }
+}

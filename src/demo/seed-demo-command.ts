@@ -1,0 +1,21 @@
+import { SYSTEM_ACTOR } from '../auth/actor.js';
+import type { Config } from '../config/config.js';
+import { createLogger } from '../logging/logger.js';
+import { Repository } from '../records/repository.js';
+import { startNode } from '../server/node.js';
+import { seedDemoClinic } from './demo-clinic.js';
+
+export async function seedDemoCommand(config: Config, options: { patients: string }): Promise<void> {
+  if (!/^\d{1,5}$/.test(options.patients) || Number(options.patients) < 1) throw new Error('--patients must be a whole number from 1 to 99999');
+  const node = await startNode(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  try {
+    const repo = new Repository(node.store.db, node.audit, { ...SYSTEM_ACTOR, ref: 'system:seed-demo' }, { requestId: 'seed-demo', source: 'cli' });
+    process.stderr.write(`seeding a demo clinic with ${options.patients} patients…\n`);
+    const summary = await seedDemoClinic(repo, { patients: Number(options.patients) });
+    process.stdout.write(
+      `${JSON.stringify({ organizationId: summary.organizationId, practitioners: summary.practitionerIds.length, patients: summary.patientIds.length, appointments: summary.appointmentIds.length, day: summary.day })}\n`,
+    );
+  } finally {
+    await node.stop();
+  }
+}

