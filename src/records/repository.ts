@@ -267,7 +267,7 @@ export class Repository {
       .execute();
     const strings = def.params
       .filter((p) => p.type === 'string')
-      .flatMap((p) => [...new Set(p.extract(resource).map((v) => normalizeSearchString(String(v))))].filter(Boolean).map((value) => ({ resource_type: def.type, resource_id: resource.id, code: p.code, value })));
+      .flatMap((p) => [...new Set(p.extract(resource).flatMap((v) => searchableStrings(String(v))))].map((value) => ({ resource_type: def.type, resource_id: resource.id, code: p.code, value })));
     if (strings.length) await tx.insertInto('search_string').values(strings).execute();
   }
 
@@ -332,6 +332,14 @@ export class Repository {
       requestId: this.origin.requestId,
     };
   }
+}
+
+/** The whole value and each of its words: "García Pérez" is found by "garc" and by "pérez". */
+function searchableStrings(value: string): string[] {
+  const whole = normalizeSearchString(value);
+  if (!whole) return [];
+  const words = whole.split(/[\s-]+/).filter((w) => w.length > 0 && w !== whole);
+  return [whole, ...words];
 }
 
 function isCompartmentType(def: ResourceTypeDef): boolean {

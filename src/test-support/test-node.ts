@@ -3,16 +3,14 @@ import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
 import { loadConfig, type Config } from '../config/config.js';
 import { createLogger } from '../logging/logger.js';
 import { pino } from 'pino';
 import { buildApp } from '../server/app.js';
 import { startNode } from '../server/node.js';
 import type { AppContext } from '../server/app-context.js';
-import { databaseUrl } from './global-setup.js';
-import { PG_TEMPLATE_DATABASE, PGLITE_TEMPLATE_DIR, TEST_LOG_DIR } from './paths.js';
+import { adminQuery, databaseUrl } from './global-setup.js';
+import { pgliteTemplateDir, pgTemplateDatabase, testLogDir } from './paths.js';
 
 export type StoreKind = 'pglite' | 'postgres';
 
@@ -39,18 +37,18 @@ export async function startTestNode(kind: StoreKind = 'pglite', env: Record<stri
   const token = randomBytes(24).toString('base64url');
   const testEnv: Record<string, string> = { TELESALUD_DATA_DIR: dataDir, TELESALUD_ADMIN_TOKEN: token, TELESALUD_PORT: '0', TELESALUD_HOST: '127.0.0.1', ...env };
   if (kind === 'pglite') {
-    await cp(PGLITE_TEMPLATE_DIR, path.join(dataDir, 'pg'), { recursive: true });
+    await cp(pgliteTemplateDir(), path.join(dataDir, 'pg'), { recursive: true });
   } else {
     const base = process.env.TELESALUD_TEST_DATABASE_URL;
     if (!base) throw new Error('TELESALUD_TEST_DATABASE_URL is not set');
     const name = `telesalud_test_${randomBytes(6).toString('hex')}`;
-    await adminQuery(base, `create database ${name} template ${PG_TEMPLATE_DATABASE}`);
+    await adminQuery(base, `create database ${name} template ${pgTemplateDatabase()}`);
     testEnv.TELESALUD_DATABASE_URL = databaseUrl(base, name);
     dropDatabase = () => adminQuery(base, `drop database if exists ${name} with (force)`);
   }
   const config = loadConfig(testEnv);
-  await mkdir(TEST_LOG_DIR, { recursive: true });
-  const logger = createLogger('debug', pino.destination({ dest: path.join(TEST_LOG_DIR, `${process.pid}.log`), sync: true, append: true }));
+  await mkdir(testLogDir(), { recursive: true });
+  const logger = createLogger('debug', pino.destination({ dest: path.join(testLogDir(), `${process.pid}.log`), sync: true, append: true }));
   const ctx = await startNode(config, logger);
   const app = await buildApp(ctx);
   await app.ready();
@@ -67,14 +65,4 @@ export async function startTestNode(kind: StoreKind = 'pglite', env: Record<stri
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-// Template cloning needs no other session on the template: one short connection per statement.
-async function adminQuery(url: string, statement: string): Promise<void> {
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
-  try {
-    await sql.raw(statement).execute(db);
-  } finally {
-    await db.destroy();
-  }
 }

