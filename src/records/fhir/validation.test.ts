@@ -333,15 +333,15 @@ describe('validateResource', () => {
     });
   });
 
-  it('validates 1,000 resources well under a second once loaded', () => {
+  it('validates 1,000 resources without rebuilding anything per call', () => {
     const examples = SUPPORTED_RESOURCE_TYPES.map(valid);
     examples.forEach((example) => validateResource(example)); // first use indexes the R4 definitions (~0.7 s)
     const started = performance.now();
     for (let i = 0; i < 1000; i++) validateResource(examples[i % examples.length]);
     const elapsed = performance.now() - started;
-    console.log('PERF', elapsed);
-    // Measured here: ~110 ms for 1,000 (all 15 types in turn), i.e. ~0.11 ms each. The bound is loose on purpose:
-    // it fails if something is rebuilt per call (re-indexing alone costs ~0.7 s per call).
-    expect(elapsed).toBeLessThan(1000);
+    // Measured on the 2-core build machine: ~110 ms per 1,000 when idle (~0.1 ms each, ~90 ms of it Medplum's
+    // structural pass), a few times that under heavy parallel load. Not a benchmark: the bound only catches
+    // rebuilding per call (re-indexing the definitions alone costs ~0.7 s a call).
+    expect(elapsed).toBeLessThan(5000);
   });
 });

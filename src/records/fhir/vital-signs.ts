@@ -109,9 +109,12 @@ function checkBloodPressurePanel(panel: Observation, components: (ObservationCom
   const diastolic = components.findIndex((c) => loincCodes(c?.code).includes(DIASTOLIC));
   if (systolic < 0) issues.push({ expression: 'Observation.component', message: `A blood pressure panel needs a systolic component (LOINC ${SYSTOLIC})` });
   if (diastolic < 0) issues.push({ expression: 'Observation.component', message: `A blood pressure panel needs a diastolic component (LOINC ${DIASTOLIC})` });
-  const systolicValue = components[systolic]?.valueQuantity?.value;
-  const diastolicValue = components[diastolic]?.valueQuantity?.value;
-  if (typeof systolicValue === 'number' && typeof diastolicValue === 'number' && diastolicValue >= systolicValue) {
+  const systolicQuantity = components[systolic]?.valueQuantity;
+  const diastolicQuantity = components[diastolic]?.valueQuantity;
+  const systolicValue = systolicQuantity?.value;
+  const diastolicValue = diastolicQuantity?.value;
+  const sameUnit = systolicQuantity?.code === diastolicQuantity?.code; // else the unit issue is the one to report
+  if (sameUnit && typeof systolicValue === 'number' && typeof diastolicValue === 'number' && diastolicValue >= systolicValue) {
     issues.push({
       expression: `Observation.component[${diastolic}].valueQuantity.value`,
       message: `Diastolic pressure (${diastolicValue}) must be lower than systolic pressure (${systolicValue})`,
