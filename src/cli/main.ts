@@ -16,9 +16,10 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('serve')
     .description('run a telesalud node: HTTPS on TELESALUD_PORT (default 8443), migrating the database first')
-    .action(async () => {
+    .option('--demo', 'seed the demo clinic first when the record is empty')
+    .action(async (options: { demo?: boolean }) => {
       const { serve } = await import('../server/serve.js');
-      await serve(loadConfig());
+      await serve(loadConfig(), { demo: options.demo === true });
     });
 
   program

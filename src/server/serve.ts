@@ -3,6 +3,7 @@ import { createLogger } from '../logging/logger.js';
 import { safeError } from '../logging/safe-error.js';
 import { buildApp } from './app.js';
 import { startNode } from './node.js';
+import { seedDemoIfEmpty } from '../demo/seed-demo-command.js';
 import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
 
 /**
@@ -10,10 +11,11 @@ import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
  * taking connections, lets in-flight requests finish, flushes the audit and closes the store,
  * within TELESALUD_SHUTDOWN_TIMEOUT_MS.
  */
-export async function serve(config: Config): Promise<void> {
+export async function serve(config: Config, options: { demo?: boolean } = {}): Promise<void> {
   const logger = createLogger(config.logLevel);
   const tls = await loadTlsMaterial(config);
   const node = await startNode(config, logger);
+  if (options.demo) await seedDemoIfEmpty(node);
   const app = await buildApp(node, { ...TLS_OPTIONS, cert: tls.cert, key: tls.key });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -1,6 +1,8 @@
 import {
   OperationOutcomeError,
+  getDataType,
   indexStructureDefinitionBundle,
+  isPrimitiveType,
   tryGetDataType,
   validateResource as validateStructure,
   type InternalTypeSchema,
@@ -11,8 +13,9 @@ import { checkVitalSigns } from './vital-signs.js';
 
 /**
  * Validation of every resource written to the record, in one pass that reports all problems:
- * R4 structure and invariants (Medplum's validator), plus what Medplum leaves out — required
- * code bindings, choice elements given twice, the id format — plus vital-sign plausibility.
+ * R4 structure and invariants (Medplum's validator), plus what Medplum lets through — required
+ * code bindings, choice elements given twice, objects where a primitive belongs, the id format —
+ * plus vital-sign plausibility.
  */
 
 export interface ValidationIssue {
@@ -99,10 +102,11 @@ export function validateResource(resource: unknown, expectedType?: string): void
   const typeProblem = resourceTypeProblem(resource, expectedType);
   if (typeProblem) throw new ResourceValidationError([{ expression: 'resourceType', message: typeProblem }]);
   const checked = resource as Resource;
+  const boundElementsByType = loadDefinitions();
   const issues = [
     ...structuralIssues(checked),
     ...idIssues(checked),
-    ...codeBindingIssues(checked),
+    ...codeBindingIssues(checked, boundElementsByType.get(checked.resourceType) ?? []),
     ...(checked.resourceType === 'Observation' ? checkVitalSigns(checked) : []),
   ];
   if (issues.length > 0) throw new ResourceValidationError(issues);
@@ -117,35 +121,48 @@ function resourceTypeProblem(resource: unknown, expectedType: string | undefined
   return undefined;
 }
 
-// ---- structure (Medplum) ----
+// ---- the R4 definitions, loaded once ----
 
 interface BoundElement {
   segments: readonly string[];
+  isCodeableConcept: boolean;
   allowed: AllowedCodes;
 }
 
-/** Loaded on first use: indexing the R4 definitions takes ~0.7 s, then every call reuses them. */
-let boundElementsByType: ReadonlyMap<string, readonly BoundElement[]> | undefined;
+let loaded: ReadonlyMap<string, readonly BoundElement[]> | undefined;
 
+/** Indexes the R4 definitions (~0.7 s) and expands the bound value sets on first use; later calls reuse them. */
 function loadDefinitions(): ReadonlyMap<string, readonly BoundElement[]> {
-  if (!boundElementsByType) {
+  if (!loaded) {
     indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
     indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
-    const allowedByValueSet = expandValueSets(REQUIRED_CODE_BINDINGS.map(([, valueSet]) => valueSet));
+    const terminology = readTerminology();
+    const expanded = new Map<string, AllowedCodes>();
     const byType = new Map<string, BoundElement[]>();
     for (const [path, valueSet] of REQUIRED_CODE_BINDINGS) {
+      const allowed = expanded.get(valueSet) ?? expandValueSet(valueSet, terminology);
+      expanded.set(valueSet, allowed);
       const [type = '', ...segments] = path.split('.');
-      const allowed = allowedByValueSet.get(valueSet);
-      if (!allowed) throw new Error(`Value set ${valueSet} was not expanded`);
-      byType.set(type, [...(byType.get(type) ?? []), { segments, allowed }]);
+      const isCodeableConcept = elementType(type, segments) === 'CodeableConcept';
+      byType.set(type, [...(byType.get(type) ?? []), { segments, isCodeableConcept, allowed }]);
     }
-    boundElementsByType = byType;
+    loaded = byType;
   }
-  return boundElementsByType;
+  return loaded;
 }
 
+/** The R4 type of the element at `segments` below `type`; throws on a path the definitions do not have. */
+function elementType(type: string, segments: readonly string[]): string {
+  return segments.reduce((parentType, segment) => {
+    const code = getDataType(parentType).elements[segment]?.type[0]?.code;
+    if (!code) throw new Error(`No element ${segment} in ${parentType}`);
+    return code;
+  }, type);
+}
+
+// ---- structure ----
+
 function structuralIssues(resource: Resource): ValidationIssue[] {
-  loadDefinitions();
   let issues: ValidationIssue[] = [];
   try {
     validateStructure(resource);
@@ -161,33 +178,32 @@ function structuralIssues(resource: Resource): ValidationIssue[] {
         message: issue.details?.text ?? issue.diagnostics ?? 'Invalid value',
       }));
   }
-  return [...issues, ...choiceTypeIssues(resource, resource.resourceType, resource.resourceType)];
+  return [...issues, ...shapeIssues(resource, resource.resourceType, resource.resourceType)];
 }
 
 /** Medplum names choice elements "value[x]"; name the property the client sent ("valueQuantity"). */
 function concreteExpression(expression: string, resource: Resource): string {
   if (!expression.includes('[x]')) return expression;
+  const [root = '', ...segments] = expression.split('.');
   let node: unknown = resource;
-  return expression
-    .split('.')
-    .map((segment, i) => {
-      if (i === 0) return segment;
-      const [, name = '', index] = /^([^[]*)(?:\[(x|\d+)\])?$/.exec(segment) ?? [];
-      if (!isObject(node)) return segment;
-      const current: Record<string, unknown> = node;
-      const key = index === 'x' ? Object.keys(current).find((k) => k.startsWith(name) && /^[A-Z]/.test(k.slice(name.length))) : name;
-      node = key === undefined ? undefined : current[key];
-      if (index !== undefined && index !== 'x' && Array.isArray(node)) node = node[Number(index)];
-      return index === 'x' && key !== undefined ? key : segment;
-    })
-    .join('.');
+  const concrete = segments.map((segment) => {
+    const [, name = '', index] = /^([^[]*)(?:\[(x|\d+)\])?$/.exec(segment) ?? [];
+    const parent = isObject(node) ? node : {};
+    const key = index === 'x' ? (Object.keys(parent).find((k) => k.startsWith(name) && /^[A-Z]/.test(k.slice(name.length))) ?? segment) : name;
+    node = parent[key];
+    if (index !== undefined && index !== 'x' && Array.isArray(node)) node = node[Number(index)];
+    return index === 'x' ? key : segment;
+  });
+  return [root, ...concrete].join('.');
 }
 
 /**
- * Medplum keeps the first of two values for one choice element (valueQuantity + valueString) and
- * ignores the other. Walks only the keys present, typed by the R4 schema; unknown ones are Medplum's to report.
+ * What Medplum's validator lets through in the JSON shape: a second value for one choice element
+ * (valueQuantity + valueString: it checks the first and ignores the other), and an object where a
+ * primitive belongs (`"birthDate": {}` passes as an extension-only primitive). Walks only the keys
+ * present, typed by the R4 schema; unknown keys are Medplum's to report.
  */
-function choiceTypeIssues(node: object, type: string, path: string, issues: ValidationIssue[] = []): ValidationIssue[] {
+function shapeIssues(node: object, type: string, path: string, issues: ValidationIssue[] = []): ValidationIssue[] {
   const schema = tryGetDataType(type);
   if (!schema) return issues;
   const firstKeyByChoice = new Map<string, string>();
@@ -198,17 +214,26 @@ function choiceTypeIssues(node: object, type: string, path: string, issues: Vali
       if (firstKey) issues.push({ expression: `${path}.${key}`, message: `${choice} takes a single value, got ${firstKey} and ${key}` });
       else firstKeyByChoice.set(choice, key);
     }
-    // A choice key names its type ("valueQuantity" → Quantity); primitives have no schema and end the walk.
-    const childType = choice ? key.slice(choice.length - 3) : Object.hasOwn(schema.elements, key) ? schema.elements[key]?.type[0]?.code : undefined;
-    if (childType === undefined) continue;
-    const children = Array.isArray(value) ? value.map((item: unknown, i) => [item, `${path}.${key}[${i}]`] as const) : [[value, `${path}.${key}`] as const];
-    for (const [child, childPath] of children) {
-      if (!isObject(child)) continue;
-      const resourceType = childType === 'Resource' && typeof child.resourceType === 'string' ? child.resourceType : childType; // contained
-      choiceTypeIssues(child, resourceType, childPath, issues);
+    const valueType = choice ? choiceTypeOf(key, choice, schema) : Object.hasOwn(schema.elements, key) ? schema.elements[key]?.type[0]?.code : undefined;
+    if (valueType === undefined) continue;
+    const items = Array.isArray(value) ? value.map((item: unknown, i) => [item, `${path}.${key}[${i}]`] as const) : [[value, `${path}.${key}`] as const];
+    for (const [item, itemPath] of items) {
+      if (!isObject(item)) continue;
+      if (isPrimitiveType(valueType)) {
+        issues.push({ expression: itemPath, message: `Expected a primitive value, not an object (extensions of a primitive go in _${key})` });
+      } else {
+        const itemType = valueType === 'Resource' && typeof item.resourceType === 'string' ? item.resourceType : valueType; // contained
+        shapeIssues(item, itemType, itemPath, issues);
+      }
     }
   }
   return issues;
+}
+
+/** "valueDateTime" of value[x] → "dateTime". */
+function choiceTypeOf(key: string, choice: string, schema: InternalTypeSchema): string | undefined {
+  const suffix = key.slice(choice.length - 3);
+  return schema.elements[choice]?.type.find((t) => t.code.charAt(0).toUpperCase() + t.code.slice(1) === suffix)?.code;
 }
 
 function choiceElementOf(key: string, schema: InternalTypeSchema): string | undefined {
@@ -236,15 +261,13 @@ interface AllowedCodes {
   all: ReadonlySet<string>;
 }
 
-function codeBindingIssues(resource: Resource): ValidationIssue[] {
+function codeBindingIssues(resource: Resource, boundElements: readonly BoundElement[]): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
-  for (const { segments, allowed } of loadDefinitions().get(resource.resourceType) ?? []) {
+  for (const { segments, isCodeableConcept, allowed } of boundElements) {
     for (const { value, expression } of valuesAt(resource, segments, resource.resourceType)) {
-      if (typeof value === 'string') {
-        if (!allowed.all.has(value)) issues.push(unknownCode(expression, value, allowed.all));
-      } else if (isObject(value)) {
-        issues.push(...codeableConceptIssues(value, expression, allowed));
-      } // other types: Medplum reports them
+      // Values of the wrong JSON type are reported by the structural checks.
+      if (isCodeableConcept && isObject(value)) issues.push(...codeableConceptIssues(value, expression, allowed));
+      if (!isCodeableConcept && typeof value === 'string' && !allowed.all.has(value)) issues.push(unknownCode(expression, value, allowed.all));
     }
   }
   return issues;
@@ -256,8 +279,9 @@ function codeableConceptIssues(concept: Record<string, unknown>, expression: str
   let hasBoundCoding = false;
   const codings = Array.isArray(concept.coding) ? concept.coding : [];
   codings.forEach((coding: unknown, i) => {
-    const systemCodes = isObject(coding) && typeof coding.system === 'string' ? allowed.bySystem.get(coding.system) : undefined;
-    if (!isObject(coding) || !systemCodes) return;
+    if (!isObject(coding) || typeof coding.system !== 'string') return;
+    const systemCodes = allowed.bySystem.get(coding.system);
+    if (!systemCodes) return;
     hasBoundCoding = true;
     if (typeof coding.code !== 'string' || !systemCodes.has(coding.code)) issues.push(unknownCode(`${expression}.coding[${i}].code`, coding.code, systemCodes));
   });
@@ -274,26 +298,30 @@ function unknownCode(expression: string, code: unknown, allowed: ReadonlySet<str
 function valuesAt(node: unknown, segments: readonly string[], expression: string): { value: unknown; expression: string }[] {
   const [name, ...rest] = segments;
   if (name === undefined) return [{ value: node, expression }];
-  if (!isObject(node) || node[name] === undefined) return [];
-  const child = node[name];
+  const child = isObject(node) ? node[name] : undefined;
+  if (child === undefined) return [];
   return Array.isArray(child)
     ? child.flatMap((item: unknown, i) => valuesAt(item, rest, `${expression}.${name}[${i}]`))
     : valuesAt(child, rest, `${expression}.${name}`);
 }
 
-function expandValueSets(urls: readonly string[]): Map<string, AllowedCodes> {
-  const valueSets = new Map<string, ValueSet>();
-  const codeSystems = new Map<string, CodeSystem>();
+interface Terminology {
+  valueSets: Map<string, ValueSet>;
+  codeSystems: Map<string, CodeSystem>;
+}
+
+function readTerminology(): Terminology {
+  const terminology: Terminology = { valueSets: new Map(), codeSystems: new Map() };
   const bundle = readJson('fhir/r4/valuesets.json') as Bundle<ValueSet | CodeSystem>;
   for (const { resource } of bundle.entry ?? []) {
-    if (resource?.resourceType === 'ValueSet' && resource.url) valueSets.set(resource.url, resource);
-    if (resource?.resourceType === 'CodeSystem' && resource.url) codeSystems.set(resource.url, resource);
+    if (resource?.resourceType === 'ValueSet' && resource.url) terminology.valueSets.set(resource.url, resource);
+    if (resource?.resourceType === 'CodeSystem' && resource.url) terminology.codeSystems.set(resource.url, resource);
   }
-  return new Map([...new Set(urls)].map((url) => [url, expandValueSet(url, valueSets, codeSystems)]));
+  return terminology;
 }
 
 // Handles the compose forms the bound R4 value sets use (whole code systems, concept lists); others fail at load.
-function expandValueSet(url: string, valueSets: Map<string, ValueSet>, codeSystems: Map<string, CodeSystem>): AllowedCodes {
+function expandValueSet(url: string, { valueSets, codeSystems }: Terminology): AllowedCodes {
   const compose = valueSets.get(url)?.compose;
   if (!compose || compose.exclude) throw new Error(`Cannot expand value set ${url}`);
   const bySystem = new Map<string, Set<string>>();
