@@ -12,7 +12,10 @@ import { pgliteTemplateDir, pgTemplateDatabase, TEST_DATA_DIR, testLogDir } from
  * on the real PostgreSQL from which each test file clones its own.
  */
 export default async function setup(): Promise<() => Promise<void>> {
+  // npm test names the run dir and scans its logs afterwards; a bare vitest run cleans up after itself.
+  const ownRunDir = !process.env.TELESALUD_TEST_RUN_DIR;
   process.env.TELESALUD_TEST_RUN_DIR ??= path.join(TEST_DATA_DIR, `run-${process.pid}`);
+  const dir = process.env.TELESALUD_TEST_RUN_DIR;
   await rm(process.env.TELESALUD_TEST_RUN_DIR, { recursive: true, force: true });
   await mkdir(testLogDir(), { recursive: true });
   const lite = await openPglite(pgliteTemplateDir());
@@ -30,7 +33,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   }
   return async () => {
     if (url) await adminQuery(url, `drop database if exists ${template} with (force)`);
-    await rm(pgliteTemplateDir(), { recursive: true, force: true });
+    await rm(ownRunDir ? dir : pgliteTemplateDir(), { recursive: true, force: true });
   };
 }
 
