@@ -6,7 +6,7 @@ import type { Database } from '../db/schema.js';
 import { ResourceValidationError, validateResource } from './fhir/validation.js';
 import { badRequest, forbidden, gone, invalidResource, methodNotAllowed, notFound, preconditionFailed, unsupported } from './fhir/outcomes.js';
 import { resourceTypeDef, type FhirResource, type ResourceTypeDef } from './resource-types.js';
-import { parseDateRange } from './search/date-range.js';
+import { parseDateRange, sqlTimestamp } from './search/date-range.js';
 import { escapeLike, normalizeSearchString } from './search/normalize.js';
 import { isResourceId, type Filter, type SearchRequest } from './search/search-request.js';
 import { applyAfterWrite, checkBeforeWrite } from './write-rules.js';
@@ -249,7 +249,7 @@ export class Repository {
           break;
         case 'date': {
           const starts = (values as string[]).map((v) => parseDateRange(v)?.low ?? new Date(v)).filter((d) => !Number.isNaN(d.getTime()));
-          columns[param.column] = starts.length ? new Date(Math.min(...starts.map((d) => d.getTime()))).toISOString() : null;
+          columns[param.column] = starts.length ? sqlTimestamp(new Date(Math.min(...starts.map((d) => d.getTime())))) : null;
           break;
         }
         case 'string':
@@ -346,23 +346,25 @@ function isCompartmentType(def: ResourceTypeDef): boolean {
   return def.type === 'Patient' || def.params.some((p) => p.code === 'patient');
 }
 
-function dateCondition(column: string, prefix: string, low: Date, high: Date): Expression<SqlBool> {
+function dateCondition(column: string, prefix: string, lowDate: Date, highDate: Date): Expression<SqlBool> {
   const c = sql.ref(column);
+  const low = sqlTimestamp(lowDate);
+  const high = sqlTimestamp(highDate);
   switch (prefix) {
     case 'eq':
-      return sql<SqlBool>`(${c} >= ${low.toISOString()}::timestamptz and ${c} < ${high.toISOString()}::timestamptz)`;
+      return sql<SqlBool>`(${c} >= ${low}::timestamptz and ${c} < ${high}::timestamptz)`;
     case 'ne':
-      return sql<SqlBool>`(${c} < ${low.toISOString()}::timestamptz or ${c} >= ${high.toISOString()}::timestamptz)`;
+      return sql<SqlBool>`(${c} < ${low}::timestamptz or ${c} >= ${high}::timestamptz)`;
     case 'lt':
     case 'eb':
-      return sql<SqlBool>`${c} < ${low.toISOString()}::timestamptz`;
+      return sql<SqlBool>`${c} < ${low}::timestamptz`;
     case 'le':
-      return sql<SqlBool>`${c} < ${high.toISOString()}::timestamptz`;
+      return sql<SqlBool>`${c} < ${high}::timestamptz`;
     case 'gt':
     case 'sa':
-      return sql<SqlBool>`${c} >= ${high.toISOString()}::timestamptz`;
+      return sql<SqlBool>`${c} >= ${high}::timestamptz`;
     case 'ge':
-      return sql<SqlBool>`${c} >= ${low.toISOString()}::timestamptz`;
+      return sql<SqlBool>`${c} >= ${low}::timestamptz`;
     default:
       throw badRequest(`unknown date prefix ${prefix}`);
   }

@@ -9,6 +9,13 @@ export interface DateRange {
 
 const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
+/** Date.UTC reads years 0–99 as 1900–1999; this does not. */
+function utc(year: number, monthIndex: number, day: number): Date {
+  const d = new Date(0);
+  d.setUTCFullYear(year, monthIndex, day);
+  return d;
+}
+
 export function parseDateRange(value: string): DateRange | undefined {
   const m = DATE_RE.exec(value);
   if (!m) return undefined;
@@ -16,15 +23,14 @@ export function parseDateRange(value: string): DateRange | undefined {
   const year = Number(y);
   const month = mo ? Number(mo) : undefined;
   const day = d ? Number(d) : undefined;
-  if (month !== undefined && (month < 1 || month > 12)) return undefined;
+  if (year < 1 || (month !== undefined && (month < 1 || month > 12))) return undefined;
   if (day !== undefined) {
-    const last = new Date(Date.UTC(year, month!, 0)).getUTCDate();
+    const last = utc(year, month!, 0).getUTCDate();
     if (day < 1 || day > last) return undefined;
   }
   if (h === undefined) {
-    const low = new Date(Date.UTC(year, (month ?? 1) - 1, day ?? 1));
-    const high =
-      day !== undefined ? new Date(Date.UTC(year, month! - 1, day + 1)) : month !== undefined ? new Date(Date.UTC(year, month, 1)) : new Date(Date.UTC(year + 1, 0, 1));
+    const low = utc(year, (month ?? 1) - 1, day ?? 1);
+    const high = day !== undefined ? utc(year, month! - 1, day + 1) : month !== undefined ? utc(year, month, 1) : utc(year + 1, 0, 1);
     return { low, high };
   }
   if (Number(h) > 23 || Number(mi) > 59 || (s !== undefined && Number(s) > 59)) return undefined;
@@ -34,4 +40,15 @@ export function parseDateRange(value: string): DateRange | undefined {
   if (Number.isNaN(low.getTime())) return undefined;
   const width = frac ? 1 : s !== undefined ? 1000 : 60_000;
   return { low, high: new Date(low.getTime() + width) };
+}
+
+/**
+ * A timestamp PostgreSQL can read. Instants before year 1 or after 9999 (reachable through
+ * time zones at the edges of the calendar) become -infinity / infinity, which still order right.
+ */
+export function sqlTimestamp(date: Date): string {
+  const year = date.getUTCFullYear();
+  if (year < 1) return '-infinity';
+  if (year > 9999) return 'infinity';
+  return date.toISOString();
 }

@@ -1,3 +1,4 @@
+import { isWellFormedText } from '../fhir/json-rules.js';
 import { badRequest, unsupported } from '../fhir/outcomes.js';
 import { resourceTypeDef, type ResourceTypeDef, type SearchParam } from '../resource-types.js';
 import { parseDateRange, type DateRange } from './date-range.js';
@@ -37,6 +38,7 @@ export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
 export const MAX_OFFSET = 10_000;
 const MAX_VALUES = 100;
+const CONTROL_OR_MALFORMED = (text: string) => /[\u0000-\u001f\u007f]/.test(text) || !isWellFormedText(text);
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FHIR_ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -66,6 +68,8 @@ export function parseSearchRequest(type: string, query: RawQuery): SearchRequest
 }
 
 function applyParameter(request: SearchRequest, key: string, value: string): void {
+  // No control characters anywhere in a search (PostgreSQL text can't even hold NUL).
+  if (CONTROL_OR_MALFORMED(key) || CONTROL_OR_MALFORMED(value)) throw badRequest('a search parameter contains control characters or malformed text');
   const [code = '', modifier, ...rest] = key.split(':');
   if (rest.length > 0) throw unsupported(`search parameter ${key} is not supported`, key);
   switch (code) {
@@ -148,7 +152,7 @@ function referenceValues(key: string, value: string, targets: string[]): string[
 }
 
 function dateValue(key: string, value: string): { prefix: DatePrefix; range: DateRange } {
-  const m = /^(eq|ne|lt|gt|le|ge|sa|eb|ap)?(.*)$/.exec(value)!;
+  const m = /^(eq|ne|lt|gt|le|ge|sa|eb|ap)?([\s\S]*)$/.exec(value)!;
   const prefix = (m[1] ?? 'eq') as DatePrefix | 'ap';
   if (prefix === 'ap') throw unsupported(`${key}: the "ap" prefix is not supported`, key);
   const range = parseDateRange(m[2] ?? '');
