@@ -2,6 +2,37 @@ import type { ColumnType, Generated } from 'kysely';
 
 /** Tables with a fixed shape. Resource tables are addressed through the resource type registry. */
 export interface Database {
+  account: {
+    id: string;
+    email: string;
+    role: string;
+    display_name: string | null;
+    fhir_ref: string | null;
+    status: string;
+    password_hash: string | null;
+    password_changed_at: Date | string | null;
+    totp_secret_sealed: string | null;
+    totp_last_step: number | null;
+    failed_sign_ins: number;
+    last_failed_at: Date | string | null;
+    locked_until: Date | string | null;
+    created: ColumnType<Date, Date | string | undefined, never>;
+  };
+  password_history: { account_id: string; hash: string; changed_at: Date | string };
+  recovery_code: { account_id: string; position: number; hash: string; used_at: Date | string | null };
+  session: {
+    token_hash: Buffer;
+    account_id: string;
+    csrf_token: string;
+    created: Date | string;
+    last_seen: Date | string;
+    idle_timeout_seconds: number;
+    expires: Date | string;
+    reauthenticated_at: Date | string;
+    source: string | null;
+    user_agent: string | null;
+  };
+  sign_in_throttle: { source: string; failures: number; window_start: Date | string };
   resource_history: {
     resource_type: string;
     id: string;
