@@ -1,8 +1,26 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logging/logger.js';
+import { canonicalBody, CHAIN_PREFIX, storableDetail, storableText } from './audit-chain.js';
+import { CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_INTERVAL_MS, signCheckpoint, type Checkpoint } from './audit-checkpoint.js';
+import type { AuditSigningKey } from './audit-signing-key.js';
+import { auditDb, bytes, type AuditDatabase } from './audit-tables.js';
 
-export type AuditAction = 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'delete' | 'download' | 'upload' | 'seed';
+/** Accesses to health data, then security events. */
+export type AuditAction =
+  | 'read'
+  | 'vread'
+  | 'search'
+  | 'history'
+  | 'create'
+  | 'update'
+  | 'delete'
+  | 'download'
+  | 'upload'
+  | 'seed'
+  | 'sign-in'
+  | 'sign-in-failed'
+  | 'account-locked';
 
 export interface AuditEntry {
   actor: string;
@@ -17,36 +35,88 @@ export interface AuditEntry {
   detail?: Record<string, unknown>;
 }
 
-function row(entry: AuditEntry) {
-  return {
-    actor: entry.actor,
-    action: entry.action,
-    resource_type: entry.resourceType ?? null,
-    resource_id: entry.resourceId ?? null,
-    patient: entry.patient ?? null,
-    outcome: entry.outcome,
-    source: entry.source ?? null,
-    request_id: entry.requestId ?? null,
-    detail: entry.detail ? JSON.stringify(entry.detail) : null,
-  };
+/**
+ * The advisory lock that orders every append to the audit chain, across all nodes of a farm
+ * (transaction-scoped: released at commit or rollback). Its number is "audit_ch" in ASCII; it
+ * is taken inside audit_append() (migration 0002) and by the timed checkpoint here.
+ */
+export const AUDIT_CHAIN_LOCK = '7017846207087387496';
+
+export interface AuditLogOptions {
+  /** Signs checkpoints; without it the chain is still written, unsigned (a warning is logged once). */
+  signingKey?: AuditSigningKey | undefined;
+  /** Checkpoint when the chain crosses a multiple of this many entries. */
+  checkpointEvery?: number;
+  /** …and within this long of an entry no checkpoint covers. */
+  checkpointIntervalMs?: number;
+}
+
+interface PendingEntry {
+  entry: AuditEntry;
+  done: (err?: unknown) => void;
+}
+
+interface Appended {
+  /** The head before and after this append. */
+  prevSeq: number;
+  seq: number;
+  hash: Buffer;
 }
 
 /**
- * Every access to health data is recorded before the data leaves. Writes record inside
- * their own transaction (durable with the change); reads go through a group commit: entries that arrive while one
- * insert is in flight are written together by the next, and each caller waits until its
- * entry is committed. One round trip serves many concurrent reads.
+ * Every access to health data is recorded before the data leaves, as the next link of one
+ * hash chain (audit-chain.ts) shared by every node. Writes record inside their own transaction
+ * (durable with the change); reads go through a group commit: entries that arrive while one
+ * append is in flight are written together by the next, and each caller waits until its entry
+ * is committed. One round trip serves many concurrent reads.
+ *
+ * Each append is one call of the database function audit_append(): it takes the chain lock,
+ * reads the head and inserts the entries at the next positions with their hashes, so
+ * concurrent appenders, on one node or many, queue into one dense chain: no forks, no gaps (the
+ * unique index on seq backs this up). The lock is held until the appending transaction ends.
  */
 export class AuditLog {
-  private pending: { entry: AuditEntry; done: (err?: unknown) => void }[] = [];
+  private pending: PendingEntry[] = [];
   private flushing: Promise<void> | undefined;
+  private readonly db: Kysely<AuditDatabase>;
+  private readonly checkpointEvery: number;
+  private readonly checkpointIntervalMs: number;
+  /** When this node last wrote (or saw, in a timed check) a checkpoint. */
+  private lastCheckpointAt = Date.now();
+  /** This node appended entries that no checkpoint it knows of covers. */
+  private uncovered = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timedCheckpoint: Promise<void> | undefined;
+  private warnedKeyMismatch = false;
 
-  constructor(private readonly db: Kysely<Database>, private readonly logger: Logger) {}
-
-  async recordIn(tx: Transaction<Database>, entries: AuditEntry[]): Promise<void> {
-    if (entries.length > 0) await tx.insertInto('audit_event').values(entries.map(row)).execute();
+  constructor(
+    db: Kysely<Database>,
+    private readonly logger: Logger,
+    private readonly options: AuditLogOptions = {},
+  ) {
+    this.db = auditDb(db);
+    this.checkpointEvery = options.checkpointEvery ?? CHECKPOINT_EVERY_ENTRIES;
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
+    if (!options.signingKey) this.logger.warn('audit checkpoints are not signed: no audit signing key was given to this node');
   }
 
+  /**
+   * Append inside the caller's transaction: committed with the change or not at all. Call it
+   * last, just before commit: from here to the commit this transaction holds the chain lock,
+   * and taking other locks after it could deadlock with another appender. (The transaction must
+   * not hold the lock long: every audited access of every node waits for it.)
+   */
+  async recordIn(tx: Transaction<Database>, entries: AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const appended = await this.append(tx, entries, false);
+    const cp = this.checkpointDue(appended);
+    if (cp) await this.insertCheckpoint(tx, cp);
+  }
+
+  /**
+   * Append through the group commit; resolves once the entry is committed. Never await it
+   * inside a transaction: the batch needs a connection and the chain lock of its own.
+   */
   record(entry: AuditEntry): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ entry, done: (err) => (err ? reject(err) : resolve()) });
@@ -58,18 +128,31 @@ export class AuditLog {
     try {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, 500);
+        let appended: Appended;
         try {
-          await this.db.transaction().execute(async (tx) => {
-            // Read audits wait for the database to hold them, not for its disk flush: a node crash
-            // loses none; only a database server crash could lose the last moment of read audits.
-            await sql`set local synchronous_commit = off`.execute(tx);
-            await tx.insertInto('audit_event').values(batch.map((b) => row(b.entry))).execute();
-          });
-          for (const b of batch) b.done();
+          // One statement, committed on its own with synchronous_commit off: read audits wait for
+          // the database to hold them, not for its disk flush. A node crash loses none; only a
+          // database server crash could lose the last moment of read audits (a suffix of the
+          // chain: what remains is still a valid chain).
+          appended = await this.append(this.db, batch.map((b) => b.entry), true);
         } catch (err) {
           // An access that can't be audited does not happen: the callers fail.
           this.logger.error({ err: { message: (err as Error).message }, entries: batch.length }, 'audit write failed');
           for (const b of batch) b.done(err);
+          continue;
+        }
+        for (const b of batch) b.done();
+        const cp = this.checkpointDue(appended);
+        if (cp) {
+          // Signed after the entries committed; a failure here loses no entry, and the timed check retries.
+          await this.insertCheckpoint(this.db, cp).then(
+            () => this.witness(cp),
+            (err: Error) => {
+              this.logger.error({ err: { message: err.message } }, 'audit checkpoint failed');
+              this.uncovered = true;
+              this.scheduleTimedCheckpoint();
+            },
+          );
         }
       }
     } finally {
@@ -77,7 +160,161 @@ export class AuditLog {
     }
   }
 
+  /** Hash and insert the entries at the head of the chain, in one call of audit_append(). */
+  private async append(db: Kysely<AuditDatabase> | Transaction<Database>, entries: AuditEntry[], async: boolean): Promise<Appended> {
+    // The time is set here, once per append, to the millisecond: the value the hash covers is the value stored.
+    const recorded = new Date().toISOString();
+    const columns = {
+      actor: [] as string[],
+      action: [] as string[],
+      resourceType: [] as (string | null)[],
+      resourceId: [] as (string | null)[],
+      patient: [] as (string | null)[],
+      outcome: [] as string[],
+      source: [] as (string | null)[],
+      requestId: [] as (string | null)[],
+      detail: [] as (string | null)[],
+      body: [] as string[],
+    };
+    for (const entry of entries) {
+      const detail = storableDetail(entry.detail);
+      const fields = {
+        recorded,
+        actor: storableText(entry.actor),
+        action: storableText(entry.action),
+        resourceType: text(entry.resourceType),
+        resourceId: text(entry.resourceId),
+        patient: text(entry.patient),
+        outcome: storableText(entry.outcome),
+        source: text(entry.source),
+        requestId: text(entry.requestId),
+        detail,
+      };
+      columns.actor.push(fields.actor);
+      columns.action.push(fields.action);
+      columns.resourceType.push(fields.resourceType);
+      columns.resourceId.push(fields.resourceId);
+      columns.patient.push(fields.patient);
+      columns.outcome.push(fields.outcome);
+      columns.source.push(fields.source);
+      columns.requestId.push(fields.requestId);
+      columns.detail.push(detail === null ? null : JSON.stringify(detail));
+      columns.body.push(canonicalBody(fields));
+    }
+    const { rows } = await sql<{ prev_seq: number | string; head_seq: number | string; head_hash: Uint8Array }>`
+      select prev_seq, head_seq, head_hash from audit_append(
+        ${CHAIN_PREFIX}, ${recorded}::timestamptz,
+        ${columns.actor}::text[], ${columns.action}::text[], ${columns.resourceType}::text[], ${columns.resourceId}::text[], ${columns.patient}::text[],
+        ${columns.outcome}::text[], ${columns.source}::text[], ${columns.requestId}::text[], ${columns.detail}::jsonb[], ${columns.body}::text[],
+        ${async})`.execute(db as Kysely<AuditDatabase>);
+    const row = rows[0];
+    if (!row) throw new Error('audit_append returned nothing');
+    return { prevSeq: Number(row.prev_seq), seq: Number(row.head_seq), hash: bytes(row.head_hash) };
+  }
+
+  /** A signed checkpoint of the new head, when this append crossed a multiple of checkpointEvery or the interval passed. */
+  private checkpointDue(appended: Appended): Checkpoint | undefined {
+    const key = this.options.signingKey;
+    const now = new Date();
+    const crossed = Math.floor(appended.seq / this.checkpointEvery) > Math.floor(appended.prevSeq / this.checkpointEvery);
+    if (key && (crossed || now.getTime() - this.lastCheckpointAt >= this.checkpointIntervalMs)) {
+      // Bookkeeping now: should the checkpoint not commit, the next interval's check finds the head uncovered.
+      this.lastCheckpointAt = now.getTime();
+      this.uncovered = false;
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      return signCheckpoint(key, appended.seq, appended.hash, now);
+    }
+    this.uncovered = true;
+    this.scheduleTimedCheckpoint();
+    return undefined;
+  }
+
+  private async insertCheckpoint(db: Kysely<AuditDatabase> | Transaction<Database>, cp: Checkpoint): Promise<void> {
+    // Another node's timed checkpoint may have signed the same position already: one is enough.
+    await sql`insert into audit_checkpoint (seq, hash, signed_at, key_id, signature)
+              values (${cp.seq}, ${cp.hash}, ${cp.signedAt}::timestamptz, ${cp.keyId}, ${cp.signature})
+              on conflict (seq) do nothing`.execute(db as Kysely<AuditDatabase>);
+  }
+
+  /**
+   * Once committed, a checkpoint goes to the log too: a witness outside the database, so a
+   * cut-off tail taken away together with its checkpoints can still be told from the logs.
+   * (Not for checkpoints inside a caller's transaction, which may yet roll back.)
+   */
+  private witness(cp: Checkpoint): void {
+    this.logger.info({ auditCheckpoint: { seq: cp.seq, hash: cp.hash.toString('hex'), keyId: cp.keyId, signedAt: cp.signedAt } }, 'audit checkpoint');
+  }
+
+  private scheduleTimedCheckpoint(): void {
+    if (this.timer || !this.options.signingKey) return;
+    const wait = Math.max(0, this.lastCheckpointAt + this.checkpointIntervalMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.checkpointIfUncovered();
+    }, wait);
+    this.timer.unref();
+  }
+
+  /**
+   * Sign the chain head if no checkpoint covers it yet (another node may have). Runs after
+   * CHECKPOINT_INTERVAL_MS without one and when the log drains at shutdown, so a quiet chain's
+   * tail is signed too.
+   */
+  async checkpointIfUncovered(): Promise<void> {
+    if (this.timedCheckpoint) return this.timedCheckpoint;
+    const key = this.options.signingKey;
+    if (!key || !this.uncovered) return;
+    this.timedCheckpoint = (async () => {
+      try {
+        const cp = await this.db.transaction().execute(async (tx) => {
+          await sql`select pg_advisory_xact_lock(${sql.raw(AUDIT_CHAIN_LOCK)})`.execute(tx);
+          const head = await tx.selectFrom('audit_event').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+          const last = await tx.selectFrom('audit_checkpoint').select(['seq', 'key_id']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+          if (last && last.key_id !== key.keyId && !this.warnedKeyMismatch) {
+            this.warnedKeyMismatch = true;
+            this.logger.error(
+              { ownKeyId: key.keyId, otherKeyId: last.key_id },
+              'another node signs audit checkpoints with a different key: every node of a farm must use the same TELESALUD_AUDIT_SIGNING_KEY',
+            );
+          }
+          this.lastCheckpointAt = Date.now();
+          this.uncovered = false;
+          if (!head || Number(head.seq) <= Number(last?.seq ?? 0)) return undefined;
+          const signed = signCheckpoint(key, Number(head.seq), bytes(head.hash), new Date());
+          await this.insertCheckpoint(tx, signed);
+          return signed;
+        });
+        if (cp) this.witness(cp);
+      } catch (err) {
+        this.logger.error({ err: { message: (err as Error).message } }, 'audit checkpoint failed');
+        this.uncovered = true;
+        this.scheduleTimedCheckpoint();
+      } finally {
+        this.timedCheckpoint = undefined;
+      }
+    })();
+    return this.timedCheckpoint;
+  }
+
+  /** Wait for every queued entry to be written, then sign the tail (a clean stop leaves no unsigned tail). */
   async drain(): Promise<void> {
     while (this.flushing) await this.flushing;
+    this.cancelTimer();
+    await this.checkpointIfUncovered();
+    this.cancelTimer();
   }
+
+  private cancelTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+function text(value: string | undefined): string | null {
+  return value === undefined ? null : storableText(value);
 }

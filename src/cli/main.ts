@@ -39,6 +39,35 @@ export async function main(argv: string[]): Promise<number> {
       await seedDemoCommand(loadConfig(), options);
     });
 
+  const user = program.command('user').description('manage accounts');
+  user
+    .command('add')
+    .description('create an account (password on stdin); prints JSON with id, email, role, patientId or practitionerId, and totpSecret when the role requires MFA')
+    .requiredOption('--email <email>', 'sign-in email')
+    .requiredOption('--role <role>', 'patient, clinician or admin')
+    .option('--name <name>', 'full name (creates the Patient or Practitioner with it)')
+    .action(async (options: { email: string; role: string; name?: string }) => {
+      const { userAddCommand } = await import('./user-command.js');
+      await userAddCommand(loadConfig(), options);
+    });
+
+  program
+    .command('audit')
+    .description('the tamper-evident audit trail')
+    .command('verify')
+    .summary('check the whole audit hash chain and its signed checkpoints')
+    .description(
+      'check the whole audit hash chain and its signed checkpoints; exits 0 when intact, 1 naming the first entry altered, inserted or deleted. ' +
+        'Checkpoint signatures are checked with TELESALUD_AUDIT_SIGNING_KEY or <data dir>/audit-signing.key (or --public-key). ' +
+        'On the embedded database the service must be stopped.',
+    )
+    .option('--public-key <file>', 'PEM public key to check checkpoint signatures with (an auditor needs no signing key)')
+    .option('--json', 'print the full report as JSON on stdout')
+    .action(async (options: { publicKey?: string; json?: boolean }) => {
+      const { auditVerifyCommand } = await import('./audit-command.js');
+      await auditVerifyCommand(loadConfig(), options);
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

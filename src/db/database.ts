@@ -33,8 +33,10 @@ export function openPostgres(url: string, poolSize = 10): Store {
     connectionTimeoutMillis: 10_000,
     application_name: 'telesalud',
   });
-  // A dropped server connection surfaces on the next query; an idle client error must not crash the node.
+  // A dropped server connection (restart, failover) must fail the requests using it, never crash
+  // the node: idle clients report through the pool, checked-out ones through their own 'error'.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, kind: 'postgres', close: () => db.destroy() };
 }

@@ -1,5 +1,7 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
 import * as clinicalRecord from './migrations/0001-clinical-record.js';
+import * as auditChain from './migrations/0002-audit-chain.js';
+import * as accounts from './migrations/0003-accounts.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -8,6 +10,8 @@ import * as clinicalRecord from './migrations/0001-clinical-record.js';
  */
 const MIGRATIONS: Record<string, Migration> = {
   '0001-clinical-record': clinicalRecord,
+  '0002-audit-chain': auditChain,
+  '0003-accounts': accounts,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

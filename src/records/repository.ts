@@ -160,12 +160,14 @@ export class Repository {
   async search(request: SearchRequest): Promise<SearchResult> {
     const { def } = request;
     const where = (eb: any) => eb.and([eb('deleted', '=', false), ...this.scopeConditions(def), ...request.filters.map((f) => this.condition(def, f))]);
-    let query = this.db.selectFrom(def.table).select(['content', 'compartments']).where(where);
+    // The page is chosen on ids and sort keys alone; only its rows' JSON is fetched afterwards, so
+    // sorting many matches never drags their documents along.
+    let query = this.db.selectFrom(def.table).select(['id', 'compartments']).where(where);
     for (const key of request.sort) query = query.orderBy(key.descending ? sql`${sql.ref(key.column)} desc nulls last` : sql`${sql.ref(key.column)} asc nulls last`);
     query = query.orderBy('id');
-    const rows = request.count === 0 ? [] : ((await query.limit(request.count + 1).offset(request.offset).execute()) as StoredRow[]);
-    const hasMore = rows.length > request.count;
-    const page = rows.slice(0, request.count);
+    const pageIds = request.count === 0 ? [] : ((await query.limit(request.count + 1).offset(request.offset).execute()) as { id: string; compartments: string[] }[]);
+    const hasMore = pageIds.length > request.count;
+    const page = await this.contentsInOrder(def, pageIds.slice(0, request.count));
     const total = request.total
       ? Number(((await this.db.selectFrom(def.table).select((eb) => eb.fn.countAll().as('n')).where(where).executeTakeFirstOrThrow()) as { n: number }).n)
       : undefined;
@@ -184,6 +186,16 @@ export class Repository {
   async recordAccess(action: AuditAction, resource: FhirResource): Promise<void> {
     const def = this.typeDef(resource.resourceType);
     await this.audit.record(this.entry(action, def, resource));
+  }
+
+  private async contentsInOrder(def: ResourceTypeDef, rows: { id: string; compartments: string[] }[]): Promise<StoredRow[]> {
+    if (rows.length === 0) return [];
+    const found = (await this.db.selectFrom(def.table).select(['id', 'content']).where(sql<SqlBool>`id = any(${sql.val(rows.map((r) => r.id))}::uuid[])`).execute()) as { id: string; content: FhirResource }[];
+    const byId = new Map(found.map((r) => [r.id, r.content]));
+    return rows.flatMap((r) => {
+      const content = byId.get(r.id);
+      return content ? [{ ...r, content } as StoredRow] : [];
+    });
   }
 
   // ---- access: the one place that decides what this actor may see and change ----

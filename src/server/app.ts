@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance } from 'fastify';
 import type { Server } from 'node:https';
+import fastifyCookie from '@fastify/cookie';
 import { registerAuthentication } from '../auth/authenticate.js';
+import { authRoutes } from '../auth/auth-routes.js';
 import { documentRoutes } from '../documents/document-routes.js';
 import { fhirRoutes } from '../records/fhir/fhir-routes.js';
 import type { AppContext } from './app-context.js';
@@ -37,9 +39,11 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
   });
 
   registerErrorHandling(app);
+  await app.register(fastifyCookie);
   registerAuthentication(app, ctx);
   await app.register(healthRoutes, ctx);
   await app.register(fhirRoutes, ctx);
   await app.register(documentRoutes, ctx);
+  await app.register(authRoutes, ctx);
   return app;
 }

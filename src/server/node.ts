@@ -6,6 +6,8 @@ import { openStore, type Store } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { loadKeyRing } from '../documents/key-ring.js';
 import { preloadValidation } from '../records/fhir/validation.js';
+import { SessionStore } from '../auth/sessions/session-store.js';
+import { SignInService } from '../auth/sign-in/sign-in-service.js';
 import type { Logger } from '../logging/logger.js';
 import type { AppContext } from './app-context.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -28,6 +30,8 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     preloadValidation();
     const bus = new InProcessBus();
     const audit = new AuditLog(store.db, logger);
+    const sessions = new SessionStore(store.db);
+    const signIn = new SignInService(store.db, sessions, audit, keyRing);
     const openedStore = store;
     return {
       config,
@@ -37,6 +41,8 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
       audit,
       keyRing,
       adminToken: new TokenVerifier(admin.token),
+      sessions,
+      signIn,
       version: VERSION,
       lifecycle: { draining: false },
       async stop() {

@@ -1,0 +1,137 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { constants as fsConstants, promises as fs } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * The Ed25519 key that signs audit checkpoints. Whoever holds it can vouch for a chain, so
+ * it lives outside the database: in `TELESALUD_AUDIT_SIGNING_KEY` (base64 of a PKCS#8 PEM,
+ * e.g. `openssl genpkey -algorithm ed25519 | base64 -w0`) or in `<data dir>/audit-signing.key`
+ * (PKCS#8 PEM, mode 0600), created on first start when neither exists.
+ *
+ * Farm nodes must share one key: give every node the same TELESALUD_AUDIT_SIGNING_KEY. A node
+ * with a key of its own signs checkpoints that `audit verify` (run with the shared key) reports
+ * as signed by an unknown key, and the node logs an error when it notices.
+ *
+ * Verifying needs only the public key: `audit-signing.pub` is written beside a generated key
+ * so an auditor can check the chain without the power to sign one.
+ */
+export const AUDIT_SIGNING_KEY_ENV = 'TELESALUD_AUDIT_SIGNING_KEY';
+export const AUDIT_SIGNING_KEY_FILE = 'audit-signing.key';
+export const AUDIT_PUBLIC_KEY_FILE = 'audit-signing.pub';
+
+export interface AuditVerifyingKey {
+  /** First 16 hex chars of SHA-256 of the public key (SPKI DER): names the key in checkpoint rows. */
+  keyId: string;
+  publicKey: KeyObject;
+}
+
+export interface AuditSigningKey extends AuditVerifyingKey {
+  privateKey: KeyObject;
+}
+
+export function auditKeyId(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+}
+
+/** PEM text, base64 of PEM text, or base64 of PKCS#8 DER. Errors never quote the value. */
+export function parseAuditSigningKey(value: string, where: string): AuditSigningKey {
+  const text = value.trim();
+  let privateKey: KeyObject;
+  try {
+    if (text.startsWith('-----BEGIN')) {
+      privateKey = createPrivateKey({ key: text, format: 'pem' });
+    } else {
+      const decoded = Buffer.from(text, 'base64');
+      const asText = decoded.toString('utf8');
+      privateKey = asText.startsWith('-----BEGIN')
+        ? createPrivateKey({ key: asText, format: 'pem' })
+        : createPrivateKey({ key: decoded, format: 'der', type: 'pkcs8' });
+    }
+  } catch {
+    throw new Error(`${where}: not a PKCS#8 private key (expected base64 of the PEM from \`openssl genpkey -algorithm ed25519\`)`);
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') {
+    throw new Error(`${where}: the audit signing key must be Ed25519, got ${privateKey.asymmetricKeyType ?? 'unknown'}`);
+  }
+  const publicKey = createPublicKey(privateKey);
+  return { keyId: auditKeyId(publicKey), privateKey, publicKey };
+}
+
+export function parseAuditPublicKey(value: string, where: string): AuditVerifyingKey {
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: value.trim(), format: 'pem' });
+  } catch {
+    throw new Error(`${where}: not a PEM public key`);
+  }
+  if (publicKey.asymmetricKeyType !== 'ed25519') throw new Error(`${where}: the audit key must be Ed25519, got ${publicKey.asymmetricKeyType ?? 'unknown'}`);
+  return { keyId: auditKeyId(publicKey), publicKey };
+}
+
+export interface LoadAuditSigningKeyOptions {
+  /** The value of TELESALUD_AUDIT_SIGNING_KEY, if set: takes precedence over the file. */
+  envValue?: string | undefined;
+  dataDir: string;
+  /** Generate `<dataDir>/audit-signing.key` when there is none (a node starting); `audit verify` never does. */
+  createIfMissing: boolean;
+}
+
+/** The configured key, or undefined when there is none and `createIfMissing` is false. */
+export async function loadAuditSigningKey(opts: LoadAuditSigningKeyOptions): Promise<AuditSigningKey | undefined> {
+  if (opts.envValue) return parseAuditSigningKey(opts.envValue, AUDIT_SIGNING_KEY_ENV);
+  const file = path.join(opts.dataDir, AUDIT_SIGNING_KEY_FILE);
+  try {
+    return await readKeyFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!opts.createIfMissing) return undefined;
+  }
+  await createKeyFile(opts.dataDir, file);
+  return readKeyFile(file);
+}
+
+async function readKeyFile(file: string): Promise<AuditSigningKey> {
+  // Permissions checked on the open handle, so the file checked is the file read.
+  const handle = await fs.open(file, fsConstants.O_RDONLY);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new Error(`${file}: not a regular file`);
+    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
+      throw new Error(`${file}: permissions ${(stat.mode & 0o777).toString(8).padStart(4, '0')} let group or others read the audit signing key; run chmod 600 ${file}`);
+    }
+    return parseAuditSigningKey(await handle.readFile('utf8'), file);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function createKeyFile(dataDir: string, file: string): Promise<void> {
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // link() publishes the whole file atomically and refuses to replace a key another process just made.
+    try {
+      await fs.link(tmp, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+      throw err;
+    }
+    await fs.writeFile(path.join(dataDir, AUDIT_PUBLIC_KEY_FILE), publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
+    const dir = await fs.open(dataDir, fsConstants.O_RDONLY);
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}

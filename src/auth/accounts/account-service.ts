@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.js';
+import type { KeyRing } from '../../documents/key-ring.js';
+import type { Repository } from '../../records/repository.js';
+import { newTotpSecret, sealTotpSecret } from '../mfa/totp.js';
+import { checkPassword, hashPassword, DEFAULT_PASSWORD_POLICY } from '../passwords/index.js';
+import type { Role } from '../sessions/session-store.js';
+import { totpSealingKey } from './account-keys.js';
+
+export const ROLES: readonly Role[] = ['patient', 'clinician', 'admin'];
+const MFA_ROLES: ReadonlySet<Role> = new Set(['clinician', 'admin']);
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
+
+export class AccountError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'AccountError';
+  }
+}
+
+export interface NewAccount {
+  id: string;
+  email: string;
+  role: Role;
+  patientId?: string;
+  practitionerId?: string;
+  /** base32, returned once when the role requires MFA. */
+  totpSecret?: string;
+}
+
+/**
+ * Creates an account with the FHIR resource it stands for (a patient's Patient, a clinician's
+ * Practitioner) and, for roles that require MFA, an enrolled TOTP secret.
+ */
+export async function createAccount(
+  db: Kysely<Database>,
+  records: Repository,
+  keyRing: KeyRing,
+  input: { email: string; role: string; name?: string; password: string },
+): Promise<NewAccount> {
+  const email = input.email.trim().toLowerCase();
+  if (!EMAIL.test(email)) throw new AccountError('bad-email', `"${input.email}" is not an email address`);
+  if (!ROLES.includes(input.role as Role)) throw new AccountError('bad-role', `role must be one of ${ROLES.join(', ')}`);
+  const role = input.role as Role;
+  const name = input.name?.trim();
+  if (name !== undefined && (name.length === 0 || name.length > 200)) throw new AccountError('bad-name', 'name must have 1 to 200 characters');
+  const check = await checkPassword(input.password, { policy: DEFAULT_PASSWORD_POLICY, userInputs: [email, email.split('@')[0]!, ...(name ? name.split(/\s+/) : [])], previousHashes: [] });
+  if (!check.ok) throw new AccountError('weak-password', `the password is not accepted: ${check.problems.map((p) => p.code).join(', ')}`);
+  if (await db.selectFrom('account').select('id').where('email', '=', email).executeTakeFirst()) throw new AccountError('exists', `an account for ${email} already exists`);
+
+  const id = randomUUID();
+  const passwordHash = await hashPassword(input.password);
+  const humanName = name ? [{ text: name, ...splitName(name) }] : undefined;
+  let fhirRef: string | undefined;
+  let resourceIds: Pick<NewAccount, 'patientId' | 'practitionerId'> = {};
+  if (role === 'patient') {
+    const patient = await records.create({ resourceType: 'Patient', active: true, ...(humanName ? { name: humanName } : {}), telecom: [{ system: 'email', value: email }] });
+    fhirRef = `Patient/${patient.id}`;
+    resourceIds = { patientId: patient.id };
+  } else if (role === 'clinician') {
+    const practitioner = await records.create({ resourceType: 'Practitioner', active: true, ...(humanName ? { name: humanName } : {}), telecom: [{ system: 'email', value: email }] });
+    fhirRef = `Practitioner/${practitioner.id}`;
+    resourceIds = { practitionerId: practitioner.id };
+  }
+  const totpSecret = MFA_ROLES.has(role) ? newTotpSecret() : undefined;
+  const now = new Date();
+  await db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('account')
+      .values({
+        id,
+        email,
+        role,
+        display_name: name ?? null,
+        fhir_ref: fhirRef ?? null,
+        status: 'active',
+        password_hash: passwordHash,
+        password_changed_at: now,
+        totp_secret_sealed: totpSecret ? sealTotpSecret(totpSecret, totpSealingKey(keyRing), id) : null,
+        totp_last_step: null,
+        failed_sign_ins: 0,
+        last_failed_at: null,
+        locked_until: null,
+      })
+      .execute();
+    await tx.insertInto('password_history').values({ account_id: id, hash: passwordHash, changed_at: now }).execute();
+  });
+  return { id, email, role, ...resourceIds, ...(totpSecret ? { totpSecret } : {}) };
+}
+
+function splitName(name: string): { family?: string; given?: string[] } {
+  const parts = name.split(/\s+/);
+  if (parts.length < 2) return { family: name };
+  return { given: [parts[0]!], family: parts.slice(1).join(' ') };
+}

@@ -1,0 +1,156 @@
+import type { Kysely, Selectable } from 'kysely';
+import { sql } from 'kysely';
+import type { AuditAction, AuditLog } from '../../audit/audit-log.js';
+import type { Database } from '../../db/schema.js';
+import type { KeyRing } from '../../documents/key-ring.js';
+import { totpSealingKey } from '../accounts/account-keys.js';
+import { consumeRecoveryCode } from '../mfa/recovery-codes.js';
+import { openTotpSecret, verifyTotp } from '../mfa/totp.js';
+import { verifyPassword } from '../passwords/index.js';
+import type { Role, SessionStore } from '../sessions/session-store.js';
+
+type AccountRow = Selectable<Database['account']>;
+
+export type SignInResult =
+  | { kind: 'signed-in'; account: { id: string; email: string; role: Role; fhirRef: string | null }; token: string; csrfToken: string; expires: Date }
+  /** The password was right; a second factor is needed. Said only after a correct password. */
+  | { kind: 'mfa-required' }
+  /** Wrong email, password or code, or a paused account: one answer for all, so nothing is revealed. */
+  | { kind: 'refused' }
+  | { kind: 'throttled'; retryAfterSeconds: number };
+
+/** Guessing defences, shared by every node through the database. */
+export const SIGN_IN_LIMITS = {
+  /** Failures of one account before each further attempt waits (2^(n-free) s, at most maxDelaySeconds). */
+  freeFailures: 3,
+  maxDelaySeconds: 60,
+  /** Failures of one account that pause it for lockMinutes. */
+  lockAfter: 10,
+  lockMinutes: 15,
+  /** Failures from one source address within sourceWindowMinutes before it must wait. */
+  sourceLimit: 30,
+  sourceWindowMinutes: 15,
+};
+
+const ROLES_REQUIRING_MFA: ReadonlySet<Role> = new Set(['clinician', 'admin']);
+
+export class SignInService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sessions: SessionStore,
+    private readonly audit: AuditLog,
+    private readonly keyRing: KeyRing,
+  ) {}
+
+  async signIn(input: { email: string; password: string; code?: string }, origin: { source: string; userAgent?: string; requestId: string }, now = new Date()): Promise<SignInResult> {
+    const email = input.email.trim().toLowerCase();
+    const sourceWait = await this.sourceWait(origin.source, now);
+    if (sourceWait > 0) return { kind: 'throttled', retryAfterSeconds: sourceWait };
+
+    const account = await this.db.selectFrom('account').selectAll().where('email', '=', email).executeTakeFirst();
+    const security = (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) =>
+      this.audit.record({ actor: account ? `account:${account.id}` : 'anonymous', action, outcome, source: origin.source, requestId: origin.requestId, ...(account?.fhir_ref?.startsWith('Patient/') ? { patient: account.fhir_ref } : {}), ...(detail ? { detail } : {}) });
+
+    if (account && this.accountWait(account, now) > 0) {
+      // Paused: refuse without checking the password, so guessing gains nothing, and say nothing more.
+      await this.countSourceFailure(origin.source, now);
+      await security('sign-in-failed', 'denied', { reason: 'paused' });
+      return { kind: 'refused' };
+    }
+
+    // Without an account this still verifies against a dummy hash: a wrong email costs the same time as a wrong password.
+    const passwordOk = await verifyPassword(account?.password_hash ?? null, input.password);
+    if (!account || !passwordOk || account.status !== 'active') {
+      await this.countFailure(account?.id, origin.source, now, security);
+      return { kind: 'refused' };
+    }
+
+    const role = account.role as Role;
+    if (account.totp_secret_sealed || ROLES_REQUIRING_MFA.has(role)) {
+      if (!input.code) return { kind: 'mfa-required' };
+      if (!(await this.secondFactorOk(account, input.code, now))) {
+        await this.countFailure(account.id, origin.source, now, security);
+        return { kind: 'refused' };
+      }
+    }
+
+    await this.db.updateTable('account').set({ failed_sign_ins: 0, locked_until: null }).where('id', '=', account.id).execute();
+    const session = await this.sessions.create({ id: account.id, role }, origin, now);
+    await security('sign-in', 'success');
+    return { kind: 'signed-in', account: { id: account.id, email: account.email, role, fhirRef: account.fhir_ref }, ...session };
+  }
+
+  private async secondFactorOk(account: AccountRow, code: string, now: Date): Promise<boolean> {
+    if (account.totp_secret_sealed && /^\s*\d[\d\s]{5,8}$/.test(code)) {
+      const secret = openTotpSecret(account.totp_secret_sealed, totpSealingKey(this.keyRing), account.id);
+      const result = verifyTotp(secret, code, { lastUsedStep: account.totp_last_step, now });
+      if (!result.ok) return false;
+      // The replay guard holds across nodes: only one sign-in may advance the step.
+      const advanced = await this.db
+        .updateTable('account')
+        .set({ totp_last_step: result.step })
+        .where('id', '=', account.id)
+        .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', result.step)]))
+        .executeTakeFirst();
+      return Number(advanced.numUpdatedRows) === 1;
+    }
+    const codes = await this.db.selectFrom('recovery_code').select(['position', 'hash', 'used_at']).where('account_id', '=', account.id).orderBy('position').execute();
+    const index = consumeRecoveryCode(code, codes.map((c) => (c.used_at ? null : c.hash)));
+    if (index < 0) return false;
+    const used = await this.db
+      .updateTable('recovery_code')
+      .set({ used_at: now })
+      .where('account_id', '=', account.id)
+      .where('position', '=', codes[index]!.position)
+      .where('used_at', 'is', null)
+      .executeTakeFirst();
+    return Number(used.numUpdatedRows) === 1;
+  }
+
+  /** Seconds this account must wait before its next attempt: progressive delay, then a temporary lock. */
+  private accountWait(account: AccountRow, now: Date): number {
+    const lockedUntil = account.locked_until ? new Date(account.locked_until).getTime() : 0;
+    if (lockedUntil > now.getTime()) return Math.ceil((lockedUntil - now.getTime()) / 1000);
+    const excess = account.failed_sign_ins - SIGN_IN_LIMITS.freeFailures;
+    if (excess < 0 || !account.last_failed_at) return 0;
+    const delay = Math.min(2 ** excess, SIGN_IN_LIMITS.maxDelaySeconds) * 1000;
+    const waitUntil = new Date(account.last_failed_at).getTime() + delay;
+    return waitUntil > now.getTime() ? Math.ceil((waitUntil - now.getTime()) / 1000) : 0;
+  }
+
+  private async countFailure(accountId: string | undefined, source: string, now: Date, security: (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) => Promise<void>): Promise<void> {
+    await this.countSourceFailure(source, now);
+    if (!accountId) {
+      await security('sign-in-failed', 'failed');
+      return;
+    }
+    const updated = await this.db
+      .updateTable('account')
+      .set((eb) => ({ failed_sign_ins: eb('failed_sign_ins', '+', 1), last_failed_at: now }))
+      .where('id', '=', accountId)
+      .returning('failed_sign_ins')
+      .executeTakeFirstOrThrow();
+    await security('sign-in-failed', 'failed', { failures: updated.failed_sign_ins });
+    if (updated.failed_sign_ins >= SIGN_IN_LIMITS.lockAfter && updated.failed_sign_ins % SIGN_IN_LIMITS.lockAfter === 0) {
+      await this.db.updateTable('account').set({ locked_until: new Date(now.getTime() + SIGN_IN_LIMITS.lockMinutes * 60_000) }).where('id', '=', accountId).execute();
+      await security('account-locked', 'denied', { minutes: SIGN_IN_LIMITS.lockMinutes });
+    }
+  }
+
+  private async sourceWait(source: string, now: Date): Promise<number> {
+    const row = await this.db.selectFrom('sign_in_throttle').selectAll().where('source', '=', source).executeTakeFirst();
+    if (!row) return 0;
+    const windowEnd = new Date(row.window_start).getTime() + SIGN_IN_LIMITS.sourceWindowMinutes * 60_000;
+    if (windowEnd <= now.getTime() || row.failures < SIGN_IN_LIMITS.sourceLimit) return 0;
+    return Math.ceil((windowEnd - now.getTime()) / 1000);
+  }
+
+  private async countSourceFailure(source: string, now: Date): Promise<void> {
+    const windowStart = new Date(now.getTime() - SIGN_IN_LIMITS.sourceWindowMinutes * 60_000);
+    await sql`
+      insert into sign_in_throttle (source, failures, window_start) values (${source}, 1, ${now})
+      on conflict (source) do update set
+        failures = case when sign_in_throttle.window_start < ${windowStart} then 1 else sign_in_throttle.failures + 1 end,
+        window_start = case when sign_in_throttle.window_start < ${windowStart} then ${now} else sign_in_throttle.window_start end`.execute(this.db);
+  }
+}
