@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
+import type { ColumnType, Generated, Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 
 /**
@@ -37,10 +37,6 @@ export type AuditDatabase = Omit<Database, 'audit_event'> & AuditTables;
 
 export function auditDb(db: Kysely<Database>): Kysely<AuditDatabase> {
   return db as unknown as Kysely<AuditDatabase>;
-}
-
-export function auditTx(tx: Transaction<Database>): Transaction<AuditDatabase> {
-  return tx as unknown as Transaction<AuditDatabase>;
 }
 
 /** pg gives bytea as Buffer, PGlite as Uint8Array. */

@@ -71,7 +71,7 @@ async function verifyingKeys(config: Config, options: AuditVerifyOptions): Promi
     });
     return [parseAuditPublicKey(text, options.publicKey)];
   }
-  const signing = await loadAuditSigningKey({ envValue: process.env[AUDIT_SIGNING_KEY_ENV], dataDir: config.dataDir, createIfMissing: false });
+  const signing = await loadAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, createIfMissing: false });
   if (signing) return [{ keyId: signing.keyId, publicKey: signing.publicKey }];
   const publicFile = path.join(config.dataDir, AUDIT_PUBLIC_KEY_FILE);
   if (existsSync(publicFile)) return [parseAuditPublicKey(await readFile(publicFile, 'utf8'), publicFile)];

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseAuditSigningKey } from '../audit/audit-signing-key.js';
 
 /**
  * Everything telesalud reads from its environment, validated once at start.
@@ -17,6 +18,8 @@ export interface Config {
   /** base64 of 32 bytes, given directly (a secret manager can inject it). */
   masterKey: Buffer | undefined;
   masterKeyFile: string | undefined;
+  /** Ed25519 PKCS#8 PEM (base64) that signs audit checkpoints; farm nodes share it. Undefined: a key file in the data dir. */
+  auditSigningKey: string | undefined;
   /** Bootstrap admin token until identity lands; undefined means generated into the data dir. */
   adminToken: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -82,6 +85,15 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('TELESALUD_MASTER_KEY_FILE', 'set either TELESALUD_MASTER_KEY or TELESALUD_MASTER_KEY_FILE, not both');
   }
 
+  const auditSigningKey = env.TELESALUD_AUDIT_SIGNING_KEY || undefined;
+  if (auditSigningKey) {
+    try {
+      parseAuditSigningKey(auditSigningKey, 'TELESALUD_AUDIT_SIGNING_KEY');
+    } catch {
+      throw new ConfigError('TELESALUD_AUDIT_SIGNING_KEY', 'must be an Ed25519 private key in PKCS#8 PEM, base64-encoded');
+    }
+  }
+
   const adminToken = env.TELESALUD_ADMIN_TOKEN || undefined;
   if (adminToken !== undefined && (adminToken.length < 32 || !/^[\x21-\x7e]+$/.test(adminToken))) {
     throw new ConfigError('TELESALUD_ADMIN_TOKEN', 'must be at least 32 printable characters without spaces');
@@ -112,6 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl,
     masterKey,
     masterKeyFile,
+    auditSigningKey,
     adminToken,
     logLevel,
     shutdownTimeoutMs: integer(env, 'TELESALUD_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),

@@ -1,4 +1,5 @@
 import { AuditLog } from '../audit/audit-log.js';
+import { loadAuditSigningKey } from '../audit/audit-signing-key.js';
 import { loadAdminToken, TokenVerifier } from '../auth/bootstrap-token.js';
 import { InProcessBus } from '../cluster/bus.js';
 import type { Config } from '../config/config.js';
@@ -29,7 +30,9 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     if (admin.file) logger.info({ file: admin.file }, 'bootstrap admin token is in this file');
     preloadValidation();
     const bus = new InProcessBus();
-    const audit = new AuditLog(store.db, logger);
+    // Checkpoints of the audit chain are signed; every node of a farm must hold the same key.
+    const auditKey = await loadAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, createIfMissing: true });
+    const audit = new AuditLog(store.db, logger, auditKey ? { signingKey: auditKey } : {});
     const sessions = new SessionStore(store.db);
     const signIn = new SignInService(store.db, sessions, audit, keyRing);
     const openedStore = store;
