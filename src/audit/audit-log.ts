@@ -4,7 +4,7 @@ import type { Logger } from '../logging/logger.js';
 import { canonicalBody, CHAIN_PREFIX, storableDetail, storableText } from './audit-chain.js';
 import { CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_INTERVAL_MS, signCheckpoint, type Checkpoint } from './audit-checkpoint.js';
 import type { AuditSigningKey } from './audit-signing-key.js';
-import { auditDb, bytes, type AuditDatabase } from './audit-tables.js';
+import { bytes } from '../db/bytes.js';
 
 /** Accesses to health data, then security events. */
 export type AuditAction =
@@ -78,7 +78,7 @@ interface Appended {
 export class AuditLog {
   private pending: PendingEntry[] = [];
   private flushing: Promise<void> | undefined;
-  private readonly db: Kysely<AuditDatabase>;
+  private readonly db: Kysely<Database>;
   private readonly checkpointEvery: number;
   private readonly checkpointIntervalMs: number;
   /** When this node last wrote (or saw, in a timed check) a checkpoint. */
@@ -94,7 +94,7 @@ export class AuditLog {
     private readonly logger: Logger,
     private readonly options: AuditLogOptions = {},
   ) {
-    this.db = auditDb(db);
+    this.db = db;
     this.checkpointEvery = options.checkpointEvery ?? CHECKPOINT_EVERY_ENTRIES;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS;
     if (!options.signingKey) this.logger.warn('audit checkpoints are not signed: no audit signing key was given to this node');
@@ -161,7 +161,7 @@ export class AuditLog {
   }
 
   /** Hash and insert the entries at the head of the chain, in one call of audit_append(). */
-  private async append(db: Kysely<AuditDatabase> | Transaction<Database>, entries: AuditEntry[], async: boolean): Promise<Appended> {
+  private async append(db: Kysely<Database> | Transaction<Database>, entries: AuditEntry[], async: boolean): Promise<Appended> {
     // The time is set here, once per append, to the millisecond: the value the hash covers is the value stored.
     const recorded = new Date().toISOString();
     const columns = {
@@ -206,7 +206,7 @@ export class AuditLog {
         ${CHAIN_PREFIX}, ${recorded}::timestamptz,
         ${columns.actor}::text[], ${columns.action}::text[], ${columns.resourceType}::text[], ${columns.resourceId}::text[], ${columns.patient}::text[],
         ${columns.outcome}::text[], ${columns.source}::text[], ${columns.requestId}::text[], ${columns.detail}::jsonb[], ${columns.body}::text[],
-        ${async})`.execute(db as Kysely<AuditDatabase>);
+        ${async})`.execute(db as Kysely<Database>);
     const row = rows[0];
     if (!row) throw new Error('audit_append returned nothing');
     return { prevSeq: Number(row.prev_seq), seq: Number(row.head_seq), hash: bytes(row.head_hash) };
@@ -232,11 +232,11 @@ export class AuditLog {
     return undefined;
   }
 
-  private async insertCheckpoint(db: Kysely<AuditDatabase> | Transaction<Database>, cp: Checkpoint): Promise<void> {
+  private async insertCheckpoint(db: Kysely<Database> | Transaction<Database>, cp: Checkpoint): Promise<void> {
     // Another node's timed checkpoint may have signed the same position already: one is enough.
     await sql`insert into audit_checkpoint (seq, hash, signed_at, key_id, signature)
               values (${cp.seq}, ${cp.hash}, ${cp.signedAt}::timestamptz, ${cp.keyId}, ${cp.signature})
-              on conflict (seq) do nothing`.execute(db as Kysely<AuditDatabase>);
+              on conflict (seq) do nothing`.execute(db as Kysely<Database>);
   }
 
   /**

@@ -20,7 +20,7 @@ import { chainHash } from './audit-chain.js';
 import { signCheckpoint } from './audit-checkpoint.js';
 import { AuditLog, type AuditEntry } from './audit-log.js';
 import { parseAuditSigningKey, type AuditSigningKey } from './audit-signing-key.js';
-import { bytes } from './audit-tables.js';
+import { bytes } from '../db/bytes.js';
 import { verifyAuditChain, type AuditChainReport } from './verify-chain.js';
 
 // Deliberately not the node harness: these tests need only the store, the audit log and the repository.

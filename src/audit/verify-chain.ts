@@ -3,7 +3,7 @@ import type { Database } from '../db/schema.js';
 import { chainHash, GENESIS_HASH, type ChainedFields } from './audit-chain.js';
 import { CHECKPOINT_EVERY_ENTRIES, checkCheckpointSignature, type Checkpoint } from './audit-checkpoint.js';
 import type { AuditVerifyingKey } from './audit-signing-key.js';
-import { auditDb, bytes } from './audit-tables.js';
+import { bytes } from '../db/bytes.js';
 
 export type AuditProblemKind = 'altered' | 'inserted' | 'deleted' | 'bad-checkpoint';
 
@@ -64,7 +64,7 @@ const DEFAULT_PAGE = 5000;
  * its tail was cut off.
  */
 export async function verifyAuditChain(database: Kysely<Database>, options: VerifyAuditChainOptions): Promise<AuditChainReport> {
-  const db = auditDb(database);
+  const db = database;
   const pageSize = options.pageSize ?? DEFAULT_PAGE;
   const keys = new Map(options.keys.map((k) => [k.keyId, k]));
   const warnings = await guardWarnings(database);

@@ -43,9 +43,11 @@ export interface Database {
   };
   search_string: { resource_type: string; resource_id: string; code: string; value: string };
   appointment_booking: { appointment_id: string; participant: string; during: string };
+  /** Migration 0002 chains the entries: seq is the dense position, hash covers prev_hash and the entry. */
   audit_event: {
     id: Generated<number>;
-    recorded: ColumnType<Date, Date | string | undefined, never>;
+    seq: number;
+    recorded: ColumnType<Date, string, never>;
     actor: string;
     action: string;
     resource_type: string | null;
@@ -55,6 +57,15 @@ export interface Database {
     source: string | null;
     request_id: string | null;
     detail: unknown;
+    prev_hash: Uint8Array;
+    hash: Uint8Array;
+  };
+  audit_checkpoint: {
+    seq: number;
+    hash: Uint8Array;
+    signed_at: ColumnType<Date, string, never>;
+    key_id: string;
+    signature: Uint8Array;
   };
   document_blob: {
     id: string;
