@@ -41,6 +41,7 @@ import { DISTURBED_CORES, int, isDisturbed, ms, ratio, scenarioTable, table, tar
 import { copyPostgresIntoPglite } from './copy-store.js';
 import { seedStore } from './seed.js';
 import { get, startServer, type RunningServer } from './server-process.js';
+import { isProcessAlive } from '../src/server/data-dir-lock.js';
 
 /** One database per run (its pid in the name): runs side by side never drop each other's data. */
 const BENCH_DATABASE_PREFIX = 'telesalud_bench_';
@@ -132,7 +133,7 @@ function benchDatabaseUrl(adminUrl: string): string {
 async function removeAbandonedTempDirs(): Promise<void> {
   for (const entry of await readdir(os.tmpdir()).catch(() => [] as string[])) {
     const m = new RegExp(`^${TEMP_PREFIX}(\\d+)-`).exec(entry);
-    if (m && !isAlive(Number(m[1]))) await rm(path.join(os.tmpdir(), entry), { recursive: true, force: true });
+    if (m && !isProcessAlive(Number(m[1]))) await rm(path.join(os.tmpdir(), entry), { recursive: true, force: true });
   }
 }
 
@@ -143,17 +144,8 @@ async function dropAbandonedDatabases(adminUrl: string): Promise<void> {
   const { rows } = await adminQuery(adminUrl, `select datname from pg_database where datname like '${BENCH_DATABASE_PREFIX}%'`);
   for (const { datname } of rows as { datname: string }[]) {
     const pid = Number(datname.slice(BENCH_DATABASE_PREFIX.length));
-    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || isProcessAlive(pid)) continue;
     await adminQuery(adminUrl, `drop database if exists ${pg.escapeIdentifier(datname)} with (force)`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -35,6 +35,37 @@ export interface ChainedFields {
   detail: unknown;
 }
 
+/** An audit_event row as the database returns it: the columns the chain covers. */
+export interface StoredAuditFields {
+  recorded: Date | string;
+  actor: string;
+  action: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  patient: string | null;
+  outcome: string;
+  source: string | null;
+  request_id: string | null;
+  detail: unknown;
+}
+
+/** The chained fields of a stored row at chain position `seq`. */
+export function chainedFieldsOf(row: StoredAuditFields, seq: number): ChainedFields {
+  return {
+    seq,
+    recorded: new Date(row.recorded).toISOString(),
+    actor: row.actor,
+    action: row.action,
+    resourceType: row.resource_type,
+    resourceId: row.resource_id,
+    patient: row.patient,
+    outcome: row.outcome,
+    source: row.source,
+    requestId: row.request_id,
+    detail: row.detail ?? null,
+  };
+}
+
 /**
  * A JSON array in fixed field order; inside `detail`, object keys sorted by code unit, no
  * whitespace, numbers and strings as JSON.stringify writes them. Sorting makes the text

@@ -1,6 +1,7 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { createSecretFileOnce, readSecretFile } from '../config/secret-file.js';
 
 /**
  * The Ed25519 key that signs audit checkpoints. Whoever holds it can vouch for a chain, so
@@ -91,47 +92,13 @@ export async function loadAuditSigningKey(opts: LoadAuditSigningKeyOptions): Pro
 }
 
 async function readKeyFile(file: string): Promise<AuditSigningKey> {
-  // Permissions checked on the open handle, so the file checked is the file read.
-  const handle = await fs.open(file, fsConstants.O_RDONLY);
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error(`${file}: not a regular file`);
-    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-      throw new Error(`${file}: permissions ${(stat.mode & 0o777).toString(8).padStart(4, '0')} let group or others read the audit signing key; run chmod 600 ${file}`);
-    }
-    return parseAuditSigningKey(await handle.readFile('utf8'), file);
-  } finally {
-    await handle.close();
-  }
+  return parseAuditSigningKey(await readSecretFile(file, 'audit signing key'), file);
 }
 
 async function createKeyFile(dataDir: string, file: string): Promise<void> {
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const handle = await fs.open(tmp, 'wx', 0o600);
-    try {
-      await handle.writeFile(privateKey.export({ type: 'pkcs8', format: 'pem' }));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    // link() publishes the whole file atomically and refuses to replace a key another process just made.
-    try {
-      await fs.link(tmp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
-      throw err;
-    }
+  if (await createSecretFileOnce(dataDir, file, privateKey.export({ type: 'pkcs8', format: 'pem' }))) {
+    // The public half is for auditors: `audit verify --public-key` needs no signing key.
     await fs.writeFile(path.join(dataDir, AUDIT_PUBLIC_KEY_FILE), publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
-    const dir = await fs.open(dataDir, fsConstants.O_RDONLY);
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } finally {
-    await fs.rm(tmp, { force: true });
   }
 }

@@ -4,19 +4,18 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { main } from '../cli/main.js';
 import { openPglite, openPostgres, type Store } from '../db/database.js';
 import { migrateToLatest } from '../db/migrate.js';
 import type { Database } from '../db/schema.js';
-import { createLogger } from '../logging/logger.js';
 import { Repository } from '../records/repository.js';
 import { adminQuery, databaseUrl } from '../test-support/global-setup.js';
-import { pgliteTemplateDir, pgTemplateDatabase, testLogDir } from '../test-support/paths.js';
+import { pgliteTemplateDir, pgTemplateDatabase } from '../test-support/paths.js';
+import { testLogger } from '../test-support/test-node.js';
 import { patient } from '../test-support/fixtures.js';
-import { chainHash } from './audit-chain.js';
+import { chainedFieldsOf, chainHash } from './audit-chain.js';
 import { signCheckpoint } from './audit-checkpoint.js';
 import { AuditLog, type AuditEntry } from './audit-log.js';
 import { parseAuditSigningKey, type AuditSigningKey } from './audit-signing-key.js';
@@ -83,9 +82,7 @@ async function openTestStore(kind: StoreKind): Promise<TestStore> {
   return t;
 }
 
-const logger = () => {
-  return createLogger('debug', pino.destination({ dest: path.join(testLogDir(), `${process.pid}.log`), sync: true, append: true, mkdir: true }));
-};
+const logger = testLogger;
 
 function newKey(): AuditSigningKey {
   return parseAuditSigningKey(generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 'test key');
@@ -140,21 +137,7 @@ async function rehashFrom(tx: Transaction<Database>, fromSeq: number): Promise<v
   }
 }
 
-function fieldsOf(row: any) {
-  return {
-    seq: Number(row.seq),
-    recorded: new Date(row.recorded).toISOString(),
-    actor: row.actor,
-    action: row.action,
-    resourceType: row.resource_type,
-    resourceId: row.resource_id,
-    patient: row.patient,
-    outcome: row.outcome,
-    source: row.source,
-    requestId: row.request_id,
-    detail: row.detail ?? null,
-  };
-}
+const fieldsOf = (row: any) => chainedFieldsOf(row, Number(row.seq));
 
 async function checkpointSeqs(db: Kysely<Database>): Promise<number[]> {
   return (await sql<{ seq: number }>`select seq from audit_checkpoint order by seq`.execute(db)).rows.map((r) => Number(r.seq));

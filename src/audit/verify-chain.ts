@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { chainHash, GENESIS_HASH, type ChainedFields } from './audit-chain.js';
+import { chainedFieldsOf, chainHash, GENESIS_HASH, type StoredAuditFields } from './audit-chain.js';
 import { CHECKPOINT_EVERY_ENTRIES, checkCheckpointSignature, type Checkpoint } from './audit-checkpoint.js';
 import type { AuditVerifyingKey } from './audit-signing-key.js';
 import { bytes } from '../db/bytes.js';
@@ -37,19 +37,9 @@ export interface VerifyAuditChainOptions {
   onProgress?: (checked: number, total: number) => void;
 }
 
-interface EntryRow {
+interface EntryRow extends StoredAuditFields {
   id: number;
   seq: number;
-  recorded: Date | string;
-  actor: string;
-  action: string;
-  resource_type: string | null;
-  resource_id: string | null;
-  patient: string | null;
-  outcome: string;
-  source: string | null;
-  request_id: string | null;
-  detail: unknown;
   prev_hash: Uint8Array | null;
   hash: Uint8Array | null;
 }
@@ -131,7 +121,7 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
       const storedPrev = row.prev_hash ? bytes(row.prev_hash) : undefined;
       if (!stored || !storedPrev) return fail({ seq, id, kind: 'altered', detail: `entry ${seq} has lost its hash` });
 
-      const fields = chainedFields(row);
+      const fields = chainedFieldsOf(row, Number(row.seq));
       if (!chainHash(storedPrev, fields).equals(stored)) {
         // Told apart for the operator: an entry moved by one position is the trace of an insertion or deletion before it.
         if (seq > 1 && chainHash(storedPrev, { ...fields, seq: seq - 1 }).equals(stored)) {
@@ -211,22 +201,6 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
   const unsigned = headSeq - lastCheckpointSeq;
   if (unsigned > CHECKPOINT_EVERY_ENTRIES) warnings.push(`the last ${unsigned} entries are covered by no signed checkpoint (expected one every ${CHECKPOINT_EVERY_ENTRIES}): checkpoints stopped or were removed`);
   return report();
-}
-
-function chainedFields(row: EntryRow): ChainedFields {
-  return {
-    seq: Number(row.seq),
-    recorded: new Date(row.recorded).toISOString(),
-    actor: row.actor,
-    action: row.action,
-    resourceType: row.resource_type,
-    resourceId: row.resource_id,
-    patient: row.patient,
-    outcome: row.outcome,
-    source: row.source,
-    requestId: row.request_id,
-    detail: row.detail ?? null,
-  };
 }
 
 async function checkpointPage(db: Kysely<Database>, afterSeq: number, limit: number, upTo?: number): Promise<Checkpoint[]> {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createSecretFileOnce } from '../config/secret-file.js';
 
 /**
  * Until accounts exist, the record answers only to the bootstrap admin token: from
@@ -14,16 +15,10 @@ export async function loadAdminToken(configured: string | undefined, dataDir: st
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const token = randomBytes(32).toString('base64url');
-  try {
-    await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    return { token, file };
-  } catch (err) {
-    // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { token: (await readFile(file, 'utf8')).trim(), file };
-    throw err;
-  }
+  // Another process may create it first: then use theirs.
+  if (await createSecretFileOnce(dataDir, file, `${token}\n`)) return { token, file };
+  return { token: (await readFile(file, 'utf8')).trim(), file };
 }
 
 export class TokenVerifier {

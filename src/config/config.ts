@@ -23,6 +23,8 @@ export interface Config {
   /** Bootstrap admin token until identity lands; undefined means generated into the data dir. */
   adminToken: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Append logs to this file instead of stdout. */
+  logFile: string | undefined;
   shutdownTimeoutMs: number;
   maxUploadBytes: number;
 }
@@ -127,6 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     auditSigningKey,
     adminToken,
     logLevel,
+    logFile: env.TELESALUD_LOG_FILE || undefined,
     shutdownTimeoutMs: integer(env, 'TELESALUD_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     maxUploadBytes: integer(env, 'TELESALUD_MAX_UPLOAD_BYTES', 20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   };

@@ -1,6 +1,6 @@
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import type { Config } from '../config/config.js';
-import { createLogger } from '../logging/logger.js';
+import { commandLogLevel, createLogger } from '../logging/logger.js';
 import { Repository } from '../records/repository.js';
 import { startNode } from '../server/node.js';
 import { seedDemoClinic } from './demo-clinic.js';
@@ -21,7 +21,7 @@ export async function seedDemoIfEmpty(node: AppContext): Promise<void> {
 
 export async function seedDemoCommand(config: Config, options: { patients: string }): Promise<void> {
   if (!/^\d{1,5}$/.test(options.patients) || Number(options.patients) < 1) throw new Error('--patients must be a whole number from 1 to 99999');
-  const node = await startNode(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  const node = await startNode(config, createLogger(commandLogLevel(config.logLevel), config.logFile));
   try {
     const repo = new Repository(node.store.db, node.audit, DEMO_ACTOR, { requestId: 'seed-demo', source: 'cli' });
     process.stderr.write(`seeding a demo clinic with ${options.patients} patients…\n`);

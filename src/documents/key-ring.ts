@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { createSecretFileOnce, readSecretFile } from '../config/secret-file.js';
 
 /** A key-encryption key (KEK): wraps the per-document data keys, never touches document content. */
 export interface KeyEncryptionKey {
@@ -88,22 +88,7 @@ export async function loadKeyRing(opts: LoadKeyRingOptions): Promise<KeyRing> {
 }
 
 async function readKeyFile(file: string): Promise<KeyRing> {
-  // Check permissions on the open handle (fstat), so the file checked is the file read.
-  const handle = await fs.open(file, fsConstants.O_RDONLY);
-  let text: string;
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error(`${file}: not a regular file`);
-    // Windows has no POSIX mode bits (Node reports 0o666 for every file), so the check would refuse all keys there.
-    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-      throw new Error(
-        `${file}: permissions ${(stat.mode & 0o777).toString(8).padStart(4, '0')} let group or others access the master key; run chmod 600 ${file}`,
-      );
-    }
-    text = await handle.readFile('utf8');
-  } finally {
-    await handle.close();
-  }
+  const text = await readSecretFile(file, 'master key');
 
   const keks: KeyEncryptionKey[] = [];
   const lines = text.split(/\r?\n/);
@@ -125,41 +110,10 @@ async function readKeyFile(file: string): Promise<KeyRing> {
 }
 
 async function createKeyFile(dataDir: string, file: string): Promise<void> {
-  // A new data dir holds the database and the key: only the service account may enter it.
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const key = randomBytes(KEY_BYTES);
-  try {
-    const handle = await fs.open(tmp, 'wx', 0o600);
-    try {
-      await handle.writeFile(`${key.toString('base64')}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    // link(), not rename(): rename would replace a key another process created and may already be using;
-    // link publishes the complete file atomically and fails with EEXIST instead, and then we read theirs.
-    try {
-      await fs.link(tmp, file);
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
-      return;
-    }
-    await syncDir(dataDir);
-  } finally {
-    key.fill(0);
-    await fs.rm(tmp, { force: true });
-  }
-}
-
-/** Make the new directory entry durable: losing the key after a crash would lose every document sealed under it. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.open(dir, fsConstants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const line = `${key.toString('base64')}\n`;
+  key.fill(0);
+  await createSecretFileOnce(dataDir, file, line);
 }
 
 function isErrno(err: unknown, code: string): boolean {

@@ -18,7 +18,8 @@ export const REDACTED_PATHS = [
   '*.secret',
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+/** Logs go to stdout, or to `file` (TELESALUD_LOG_FILE), or to a given stream (tests). */
+export function createLogger(level: string, output?: string | pino.DestinationStream): Logger {
   return pino(
     {
       level,
@@ -27,8 +28,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: process.env.TELESALUD_LOG_FILE || 1, sync: false, append: true, mkdir: true }),
+    typeof output === 'object' ? output : pino.destination({ dest: output ?? 1, sync: false, append: true, mkdir: true }),
   );
+}
+
+/** Commands print their own progress; their logs start at warn unless more is asked for. */
+export function commandLogLevel(level: string): string {
+  return level === 'info' ? 'warn' : level;
 }
 
 export type { Logger };

@@ -55,7 +55,7 @@ export class Repository {
     await this.db.transaction().execute(async (tx) => {
       await checkBeforeWrite(tx, stored, undefined);
       await tx.insertInto(def.table).values({ ...this.indexColumns(def, stored), id: stored.id, version_id: 1, last_updated: now, content: JSON.stringify(stored) }).execute();
-      await this.writeHistoryAndStrings(tx, def, stored, now, false);
+      await this.writeHistoryAndStrings(tx, def, stored, now);
       await applyAfterWrite(tx, stored);
       await options.alsoInTransaction?.(tx as unknown as Transaction<Database>);
       await this.audit.recordIn(tx as unknown as Transaction<Database>, [this.entry('create', def, stored)]);
@@ -86,7 +86,7 @@ export class Repository {
         .where('id', '=', id)
         .execute();
       await tx.deleteFrom('search_string').where('resource_id', '=', id).execute();
-      await this.writeHistoryAndStrings(tx, def, stored, now, false);
+      await this.writeHistoryAndStrings(tx, def, stored, now);
       await applyAfterWrite(tx, stored);
       await this.audit.recordIn(tx, [this.entry('update', def, stored)]);
       return stored;
@@ -112,10 +112,7 @@ export class Repository {
 
   async read(type: string, id: string): Promise<FhirResource> {
     const def = this.typeDef(type);
-    const row = isResourceId(id)
-      ? ((await this.db.selectFrom(def.table).select(['content', 'deleted', 'compartments']).where('id', '=', id).executeTakeFirst()) as StoredRow | undefined)
-      : undefined;
-    if (!row || !this.canSee(def, row.compartments)) throw notFound(`${type}/${id} not found`);
+    const row = await this.visibleRow(def, id);
     if (row.deleted) throw gone(`${type}/${id} was deleted`);
     await this.audit.record(this.entry('read', def, row.content, row.compartments));
     return row.content;
@@ -272,10 +269,10 @@ export class Repository {
     return columns;
   }
 
-  private async writeHistoryAndStrings(tx: Transaction<any>, def: ResourceTypeDef, resource: FhirResource, now: string, deleted: boolean): Promise<void> {
+  private async writeHistoryAndStrings(tx: Transaction<any>, def: ResourceTypeDef, resource: FhirResource, now: string): Promise<void> {
     await tx
       .insertInto('resource_history')
-      .values({ resource_type: def.type, id: resource.id, version_id: Number(resource.meta!.versionId), last_updated: now, deleted, content: JSON.stringify(resource) })
+      .values({ resource_type: def.type, id: resource.id, version_id: Number(resource.meta!.versionId), last_updated: now, deleted: false, content: JSON.stringify(resource) })
       .execute();
     const strings = def.params
       .filter((p) => p.type === 'string')

@@ -12,7 +12,7 @@ import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
  * within TELESALUD_SHUTDOWN_TIMEOUT_MS.
  */
 export async function serve(config: Config, options: { demo?: boolean } = {}): Promise<void> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFile);
   const tls = await loadTlsMaterial(config);
   const node = await startNode(config, logger);
   if (options.demo) await seedDemoIfEmpty(node);

@@ -4,13 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig, type Config } from '../config/config.js';
-import { createLogger } from '../logging/logger.js';
+import { createLogger, type Logger } from '../logging/logger.js';
 import { pino } from 'pino';
 import { buildApp } from '../server/app.js';
 import { startNode } from '../server/node.js';
 import type { AppContext } from '../server/app-context.js';
 import { adminQuery, databaseUrl } from './global-setup.js';
 import { pgliteTemplateDir, pgTemplateDatabase, testLogDir } from './paths.js';
+
+/** Debug-level logs into the run's log directory, where the log scan reads them. */
+export function testLogger(): Logger {
+  return createLogger('debug', pino.destination({ dest: path.join(testLogDir(), `${process.pid}.log`), sync: true, append: true, mkdir: true }));
+}
 
 export type StoreKind = 'pglite' | 'postgres';
 
@@ -48,7 +53,7 @@ export async function startTestNode(kind: StoreKind = 'pglite', env: Record<stri
   }
   const config = loadConfig(testEnv);
   await mkdir(testLogDir(), { recursive: true });
-  const logger = createLogger('debug', pino.destination({ dest: path.join(testLogDir(), `${process.pid}.log`), sync: true, append: true }));
+  const logger = testLogger();
   const ctx = await startNode(config, logger);
   const app = await buildApp(ctx);
   await app.ready();

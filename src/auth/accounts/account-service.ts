@@ -5,11 +5,9 @@ import type { KeyRing } from '../../documents/key-ring.js';
 import type { Repository } from '../../records/repository.js';
 import { newTotpSecret, sealTotpSecret } from '../mfa/totp.js';
 import { checkPassword, hashPassword, DEFAULT_PASSWORD_POLICY } from '../passwords/index.js';
-import type { Role } from '../sessions/session-store.js';
+import { ROLES, ROLES_REQUIRING_MFA, type Role } from '../roles.js';
 import { totpSealingKey } from './account-keys.js';
 
-export const ROLES: readonly Role[] = ['patient', 'clinician', 'admin'];
-const MFA_ROLES: ReadonlySet<Role> = new Set(['clinician', 'admin']);
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
 
 export class AccountError extends Error {
@@ -41,7 +39,7 @@ export async function createAccount(
 ): Promise<NewAccount> {
   const email = input.email.trim().toLowerCase();
   if (!EMAIL.test(email)) throw new AccountError('bad-email', `"${input.email}" is not an email address`);
-  if (!ROLES.includes(input.role as Role)) throw new AccountError('bad-role', `role must be one of ${ROLES.join(', ')}`);
+  if (!(ROLES as readonly string[]).includes(input.role)) throw new AccountError('bad-role', `role must be one of ${ROLES.join(', ')}`);
   const role = input.role as Role;
   const name = input.name?.trim();
   if (name !== undefined && (name.length === 0 || name.length > 200)) throw new AccountError('bad-name', 'name must have 1 to 200 characters');
@@ -63,7 +61,7 @@ export async function createAccount(
     fhirRef = `Practitioner/${practitioner.id}`;
     resourceIds = { practitionerId: practitioner.id };
   }
-  const totpSecret = MFA_ROLES.has(role) ? newTotpSecret() : undefined;
+  const totpSecret = ROLES_REQUIRING_MFA.has(role) ? newTotpSecret() : undefined;
   const now = new Date();
   await db.transaction().execute(async (tx) => {
     await tx

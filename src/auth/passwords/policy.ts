@@ -1,12 +1,14 @@
+import { ROLES, type Role } from '../roles.js';
+
 /**
  * The password policy: every value an admin may change, its defaults (issue 3), and the floors
  * below which an admin-provided policy is refused rather than silently weakened.
  */
 
-/** The account roles whose passwords may expire. Kept here so this module stands alone. */
-export type PasswordRole = 'patient' | 'clinician' | 'admin';
+/** The account roles whose passwords may expire. */
+export type PasswordRole = Role;
 
-export const PASSWORD_ROLES: readonly PasswordRole[] = ['patient', 'clinician', 'admin'];
+export const PASSWORD_ROLES: readonly PasswordRole[] = ROLES;
 
 export interface PasswordPolicy {
   /** Shortest accepted password, in Unicode code points after NFKC normalisation. */

@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
-
-export type Role = 'patient' | 'clinician' | 'admin';
+import type { Role } from '../roles.js';
 
 /** `__Host-` binds the cookie to this exact origin: no Domain, Path=/, Secure required. */
 export const SESSION_COOKIE = '__Host-telesalud_session';

@@ -7,7 +7,8 @@ import { totpSealingKey } from '../accounts/account-keys.js';
 import { consumeRecoveryCode } from '../mfa/recovery-codes.js';
 import { openTotpSecret, verifyTotp } from '../mfa/totp.js';
 import { verifyPassword } from '../passwords/index.js';
-import type { Role, SessionStore } from '../sessions/session-store.js';
+import { ROLES_REQUIRING_MFA, type Role } from '../roles.js';
+import type { SessionStore } from '../sessions/session-store.js';
 
 type AccountRow = Selectable<Database['account']>;
 
@@ -31,8 +32,6 @@ export const SIGN_IN_LIMITS = {
   sourceLimit: 30,
   sourceWindowMinutes: 15,
 };
-
-const ROLES_REQUIRING_MFA: ReadonlySet<Role> = new Set(['clinician', 'admin']);
 
 export class SignInService {
   constructor(

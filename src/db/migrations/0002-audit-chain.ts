@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { chainHash, GENESIS_HASH } from '../../audit/audit-chain.js';
+import { chainedFieldsOf, chainHash, GENESIS_HASH, type StoredAuditFields } from '../../audit/audit-chain.js';
 
 /**
  * The audit trail becomes tamper-evident: every audit_event row takes a place in one hash
@@ -146,37 +146,13 @@ async function chainExistingRows(db: Kysely<any>): Promise<void> {
   let afterId = 0;
   for (;;) {
     const rows = (
-      await sql<{
-        id: number;
-        recorded: Date;
-        actor: string;
-        action: string;
-        resource_type: string | null;
-        resource_id: string | null;
-        patient: string | null;
-        outcome: string;
-        source: string | null;
-        request_id: string | null;
-        detail: unknown;
-      }>`select id, recorded, actor, action, resource_type, resource_id, patient, outcome, source, request_id, detail
+      await sql<StoredAuditFields & { id: number }>`select id, recorded, actor, action, resource_type, resource_id, patient, outcome, source, request_id, detail
            from audit_event where seq is null and id > ${afterId} order by id limit ${CHAIN_PAGE}`.execute(db)
     ).rows;
     if (rows.length === 0) return;
     for (const row of rows) {
       seq += 1;
-      const hash = chainHash(prev, {
-        seq,
-        recorded: new Date(row.recorded).toISOString(),
-        actor: row.actor,
-        action: row.action,
-        resourceType: row.resource_type,
-        resourceId: row.resource_id,
-        patient: row.patient,
-        outcome: row.outcome,
-        source: row.source,
-        requestId: row.request_id,
-        detail: row.detail ?? null,
-      });
+      const hash = chainHash(prev, chainedFieldsOf(row, seq));
       await sql`update audit_event set seq = ${seq}, prev_hash = ${prev}, hash = ${hash} where id = ${row.id}`.execute(db);
       prev = hash;
       afterId = Number(row.id);

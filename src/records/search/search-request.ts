@@ -109,10 +109,10 @@ function applyParameter(request: SearchRequest, key: string, value: string): voi
   if (code.startsWith('_')) throw unsupported(`search parameter ${code} is not supported`, key);
   const param = request.def.params.find((p) => p.code === code);
   if (!param) throw badRequest(`unknown search parameter "${code}" for ${request.def.type}`, key);
-  request.filters.push(filterFor(request.def, param, key, modifier, value));
+  request.filters.push(filterFor(param, key, modifier, value));
 }
 
-function filterFor(def: ResourceTypeDef, param: SearchParam, key: string, modifier: string | undefined, value: string): Filter {
+function filterFor(param: SearchParam, key: string, modifier: string | undefined, value: string): Filter {
   const anyOf = orValues(key, value);
   switch (param.type) {
     case 'token':
@@ -136,7 +136,6 @@ function filterFor(def: ResourceTypeDef, param: SearchParam, key: string, modifi
       return { kind: 'string', code: param.code, match: (modifier as 'exact' | 'contains') ?? 'prefix', anyOf: normalized };
     }
   }
-  void def;
 }
 
 function referenceValues(key: string, value: string, targets: string[]): string[] {
