@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type { Database } from '../db/schema.js';
 
 /**
  * The hash chain of the audit trail: entry n's hash is
@@ -36,18 +38,10 @@ export interface ChainedFields {
 }
 
 /** An audit_event row as the database returns it: the columns the chain covers. */
-export interface StoredAuditFields {
-  recorded: Date | string;
-  actor: string;
-  action: string;
-  resource_type: string | null;
-  resource_id: string | null;
-  patient: string | null;
-  outcome: string;
-  source: string | null;
-  request_id: string | null;
-  detail: unknown;
-}
+export type StoredAuditFields = Pick<
+  Selectable<Database['audit_event']>,
+  'actor' | 'action' | 'resource_type' | 'resource_id' | 'patient' | 'outcome' | 'source' | 'request_id' | 'detail'
+> & { recorded: Date | string };
 
 /** The chained fields of a stored row at chain position `seq`. */
 export function chainedFieldsOf(row: StoredAuditFields, seq: number): ChainedFields {
