@@ -23,6 +23,8 @@ export interface Targets {
   minRps?: number;
   /** p99 latency under this many milliseconds. */
   maxP99Ms?: number;
+  /** Requests per second at least `min` times those of the scenario `key` (named `label`) in the same run. */
+  minShareOf?: { key: string; label: string; min: number };
 }
 
 export interface ScenarioOutcome {
@@ -71,6 +73,10 @@ export function targetLines(outcomes: ScenarioOutcome[]): string[] {
   const width = Math.max(...outcomes.map((o) => o.label.length));
   for (const { label, targets, result: r } of outcomes) {
     const parts: string[] = [];
+    if (targets.minShareOf !== undefined) {
+      const x = shareOf(outcomes, r, targets.minShareOf.key);
+      parts.push(`req/s ${int(r.requestsPerSecond)} = ${ratio(x)} ${targets.minShareOf.label} (≥ ${targets.minShareOf.min.toFixed(2)}×) ${x >= targets.minShareOf.min ? '✓' : '✗'}`);
+    }
     if (targets.minRps !== undefined) {
       const x = r.requestsPerSecond / targets.minRps;
       parts.push(`req/s ${int(r.requestsPerSecond)} = ${ratio(x)} target (≥ ${int(targets.minRps)}) ${x >= 1 ? '✓' : '✗'}`);
@@ -89,6 +95,15 @@ export function targetLines(outcomes: ScenarioOutcome[]): string[] {
 
 export function targetsMet(outcomes: ScenarioOutcome[]): boolean {
   return outcomes.every(({ targets, result: r }) =>
-    !hadErrors(r) && (targets.minRps === undefined || r.requestsPerSecond >= targets.minRps) && (targets.maxP99Ms === undefined || r.p99 < targets.maxP99Ms),
+    !hadErrors(r) &&
+    (targets.minRps === undefined || r.requestsPerSecond >= targets.minRps) &&
+    (targets.maxP99Ms === undefined || r.p99 < targets.maxP99Ms) &&
+    (targets.minShareOf === undefined || shareOf(outcomes, r, targets.minShareOf.key) >= targets.minShareOf.min),
   );
+}
+
+/** This result's requests/s over those of scenario `key` in the same outcomes (NaN when that one did not run). */
+function shareOf(outcomes: ScenarioOutcome[], r: LoadResult, key: string): number {
+  const other = outcomes.find((o) => o.key === key)?.result;
+  return other ? r.requestsPerSecond / other.requestsPerSecond : Number.NaN;
 }

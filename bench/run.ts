@@ -22,11 +22,15 @@
  *   `npx tsx bench/profile-summary.ts FILE`), BENCH_SERVER_ENTRY (for experiments: a script
  *   started instead of bin/telesalud.js, given the argument `serve`),
  *   BENCH_KEEP=1 (keep the data dirs and the database after the run; the next run removes them),
- *   BENCH_SCENARIOS ("healthz,read,name,obs"),
+ *   BENCH_SCENARIOS ("healthz,read,name,obs,audit"; audit: reads by id on this store by the real
+ *   server and by bench/audit-off-server.ts, whose audit trail is off, and their ratio),
+ *   BENCH_AUDIT_ROUNDS (2: audit off/on pairs, in alternating order; each side's best is kept),
  *   BENCH_PG_SETTINGS (e.g. "synchronous_commit=off": ALTER DATABASE … SET, for experiments;
  *   by default the server's own configuration),
  *   BENCH_QUIET_WAIT_SECONDS (60: before each scenario, wait up to this long for other work on
- *   the machine to stop; a scenario that ran beside other work is flagged as disturbed).
+ *   the machine to stop; a scenario that ran beside other work is flagged as disturbed),
+ *   BENCH_SECTIONS ("fhir,signaling,shield,media": which parts run; each further part has its own knobs,
+ *   listed at the top of its file: bench/consult-signaling.ts, bench/shield.ts, bench/consult-media.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -36,12 +40,15 @@ import path from 'node:path';
 import pg from 'pg';
 import { build, REPO_DIR, sourceNewerThanBuild } from './build.js';
 import { waitForQuiet } from './cpu-meter.js';
-import { runLoad } from './load.js';
+import { runLoad, type LoadResult } from './load.js';
 import { DISTURBED_CORES, int, isDisturbed, ms, ratio, scenarioTable, table, targetLines, targetsMet, hadErrors, type ScenarioOutcome, type Targets } from './report.js';
 import { copyPostgresIntoPglite } from './copy-store.js';
 import { seedStore } from './seed.js';
 import { get, startServer, type RunningServer } from './server-process.js';
 import { isProcessAlive } from '../src/server/data-dir-lock.js';
+import { benchSignaling, printSignalingFigures } from './consult-signaling.js';
+import { benchShield, printShieldFigures, shieldBenchOptions } from './shield.js';
+import { benchConsultMedia, printConsultMediaFigures } from './consult-media.js';
 
 /** One database per run (its pid in the name): runs side by side never drop each other's data. */
 const BENCH_DATABASE_PREFIX = 'telesalud_bench_';
@@ -73,15 +80,43 @@ const settings = {
   cpuProfileDir: process.env.BENCH_CPU_PROFILE_DIR ? path.resolve(process.env.BENCH_CPU_PROFILE_DIR) : undefined,
   keep: process.env.BENCH_KEEP === '1',
   pgSettings: (process.env.BENCH_PG_SETTINGS || '').split(',').map((x) => x.trim()).filter(Boolean),
-  scenarios: (process.env.BENCH_SCENARIOS || 'healthz,read,name,obs').split(',').map((x) => x.trim()),
+  scenarios: (process.env.BENCH_SCENARIOS || 'healthz,read,name,obs,audit').split(',').map((x) => x.trim()),
+  auditRounds: envInt('BENCH_AUDIT_ROUNDS', 2, 1),
   quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0),
+  sections: (process.env.BENCH_SECTIONS || 'fhir,signaling,shield,media').split(',').map((x) => x.trim()),
 };
+/** The parts of the benchmark after the FHIR one, each printing its own figures and ratios. */
+const FURTHER_SECTIONS: Record<string, { title: string; run: () => Promise<void> }> = {
+  signaling: {
+    title: 'consultation signaling capacity',
+    run: async () => printSignalingFigures(await benchSignaling({ maxConsultations: envInt('BENCH_SIGNALING_MAX', 2000, 1), step: envInt('BENCH_SIGNALING_STEP', 250, 1), seconds: envInt('BENCH_SIGNALING_SECONDS', 100, 1) })),
+  },
+  shield: {
+    title: 'shield cost (FHIR read and note write, shield on / off)',
+    run: async () => {
+      const options = shieldBenchOptions();
+      printShieldFigures(await benchShield(options), options);
+    },
+  },
+  media: {
+    title: 'consultation media (admit → first frame and video bitrate, encryption on / off)',
+    run: async () =>
+      printConsultMediaFigures(
+        await benchConsultMedia({ runs: envInt('BENCH_MEDIA_RUNS', 7, 7), bitrateRuns: envInt('BENCH_MEDIA_BITRATE_RUNS', 3, 0), windowSeconds: envInt('BENCH_MEDIA_WINDOW_SECONDS', 10, 1), budgetSeconds: envInt('BENCH_MEDIA_BUDGET_SECONDS', 160, 10), shield: process.env.BENCH_MEDIA_SHIELD !== 'off' }),
+      ),
+  },
+};
+for (const section of settings.sections) if (section !== 'fhir' && !(section in FURTHER_SECTIONS)) throw new Error(`BENCH_SECTIONS: unknown part "${section}" (fhir, ${Object.keys(FURTHER_SECTIONS).join(', ')})`);
 for (const store of settings.stores) if (!(store in STORE_NAMES)) throw new Error(`BENCH_STORES: unknown store "${store}" (postgres, pglite)`);
 if (!['copy', 'api'].includes(settings.pgliteSeed)) throw new Error(`BENCH_PGLITE_SEED must be copy or api, got "${settings.pgliteSeed}"`);
 
 // What the issue asks of one 2-core machine.
 const READ_TARGETS: Targets = { minRps: 3000, maxP99Ms: 10 };
 const NAME_SEARCH_TARGETS: Targets = { maxP99Ms: 25 };
+/** Audit must not make the service slow: reads with it keep ≥ 90% of the reads without it. */
+const AUDIT_TARGETS: Targets = { minShareOf: { key: 'read-audit-off', label: 'audit off', min: 0.9 } };
+/** The same node with its AuditLog made a no-op: never reachable from the product CLI. */
+const AUDIT_OFF_ENTRY = path.join(REPO_DIR, 'bench', 'audit-off-server.ts');
 /** Other work above this many cores disturbs a run on a 2-core machine. */
 const QUIET_CORES = DISTURBED_CORES;
 
@@ -266,7 +301,8 @@ async function benchStore(kind: StoreKind, postgresDataset: Dataset | undefined,
 
   const profileDir = settings.cpuProfileDir ? path.join(settings.cpuProfileDir, kind) : undefined;
   if (profileDir) await mkdir(profileDir, { recursive: true });
-  const server = await startServer({ repoDir: REPO_DIR, dataDir, databaseUrl, adminToken: token, ...(profileDir ? { cpuProfileDir: profileDir } : {}), ...(settings.serverEntry ? { entry: settings.serverEntry } : {}) });
+  const serverOptions = { repoDir: REPO_DIR, dataDir, databaseUrl, adminToken: token, ...(settings.serverEntry ? { entry: settings.serverEntry } : {}) };
+  const server = await startServer({ ...serverOptions, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
   let stopped = false;
   const stopServer = async () => {
     if (stopped) return;
@@ -275,6 +311,19 @@ async function benchStore(kind: StoreKind, postgresDataset: Dataset | undefined,
   };
   cleanups.push(stopServer);
   console.log(`  server pid ${server.pid} at ${server.url}`);
+  const measure = async (on: RunningServer, scenario: { label: string; nextPath: () => string }) => {
+    if (settings.quietWaitSeconds > 0) {
+      const busy = await waitForQuiet(QUIET_CORES, settings.quietWaitSeconds);
+      if (busy !== undefined && busy >= QUIET_CORES) console.log(`  (the machine stayed busy: ${busy.toFixed(2)} cores in use by other work before "${scenario.label}")`);
+    }
+    const load = { url: on.url, token, connections: settings.connections, nextPath: scenario.nextPath, serverPid: on.pid, ...(kind === 'postgres' ? { database: BENCH_DATABASE } : {}) };
+    if (settings.warmupSeconds > 0) await runLoad({ ...load, seconds: settings.warmupSeconds });
+    const result = await runLoad({ ...load, seconds: settings.seconds });
+    const died = on.exited();
+    if (died) throw new Error(`during "${scenario.label}": ${died}`);
+    console.log(`  ${scenario.label}: ${int(result.requestsPerSecond)} req/s, p50 ${ms(result.p50)} ms, p99 ${ms(result.p99)} ms${hadErrors(result) ? ' ⚠ errors' : ''}${isDisturbed(result) ? ' ⚠ disturbed' : ''}`);
+    return result;
+  };
 
   try {
     const smokeFailures = await smokeChecks(server, token, ids);
@@ -297,23 +346,62 @@ async function benchStore(kind: StoreKind, postgresDataset: Dataset | undefined,
 
     const outcomes: ScenarioOutcome[] = [];
     for (const scenario of scenarios.filter((s) => settings.scenarios.includes(s.key))) {
-      if (settings.quietWaitSeconds > 0) {
-        const busy = await waitForQuiet(QUIET_CORES, settings.quietWaitSeconds);
-        if (busy !== undefined && busy >= QUIET_CORES) console.log(`  (the machine stayed busy: ${busy.toFixed(2)} cores in use by other work before "${scenario.label}")`);
-      }
-      const load = { url: server.url, token, connections: settings.connections, nextPath: scenario.nextPath, serverPid: server.pid, ...(kind === 'postgres' ? { database: BENCH_DATABASE } : {}) };
-      if (settings.warmupSeconds > 0) await runLoad({ ...load, seconds: settings.warmupSeconds });
-      const result = await runLoad({ ...load, seconds: settings.seconds });
-      const died = server.exited();
-      if (died) throw new Error(`during "${scenario.label}": ${died}`);
-      console.log(`  ${scenario.label}: ${int(result.requestsPerSecond)} req/s, p50 ${ms(result.p50)} ms, p99 ${ms(result.p99)} ms${hadErrors(result) ? ' ⚠ errors' : ''}`);
+      const result = await measure(server, scenario);
       outcomes.push({ key: scenario.key, label: scenario.label, targets: scenario.targets, result });
+    }
+    await stopServer();
+    if (settings.scenarios.includes('audit')) {
+      outcomes.push(...(await auditPair(serverOptions, measure, () => `/fhir/R4/Patient/${anyPatient()}`, (variant, problem) => smokeFailures.push(`${variant}: ${problem}`))));
     }
     return { kind, seedLine, outcomes, smokeFailures };
   } finally {
     await stopServer();
     if (profileDir) console.log(`  CPU profile of the server written to ${profileDir}`);
   }
+}
+
+/**
+ * What the audit trail costs: reads by id on the same store, by the real server and by one whose
+ * AuditLog is a no-op (bench/audit-off-server.ts), each a fresh process with the same warm-up,
+ * in alternating order (off, on, then on, off…) so a drift of the machine's load weighs on both.
+ * The machine is shared: each side keeps its best round (other work only ever slows a round).
+ */
+async function auditPair(
+  options: Parameters<typeof startServer>[0],
+  measure: (server: RunningServer, scenario: { label: string; nextPath: () => string }) => Promise<LoadResult>,
+  nextPath: () => string,
+  onSmokeFailure: (variant: string, problem: string) => void,
+): Promise<ScenarioOutcome[]> {
+  const variants = {
+    'read-audit-off': { label: 'read Patient by id, audit off', targets: {}, entry: AUDIT_OFF_ENTRY },
+    'read-audit-on': { label: 'read Patient by id, audit on', targets: AUDIT_TARGETS, entry: options.entry },
+  };
+  const best = new Map<keyof typeof variants, LoadResult>();
+  const rounds: string[] = [];
+  for (let round = 0; round < settings.auditRounds; round++) {
+    const order = (round % 2 === 0 ? ['read-audit-off', 'read-audit-on'] : ['read-audit-on', 'read-audit-off']) as (keyof typeof variants)[];
+    const figures: Partial<Record<keyof typeof variants, number>> = {};
+    for (const key of order) {
+      const variant = variants[key];
+      const server = await startServer({ ...options, ...(variant.entry ? { entry: variant.entry } : {}) });
+      cleanups.push(() => server.stop());
+      try {
+        // A fast wrong answer is no result: the variant must serve the record.
+        const probe = nextPath();
+        const res = await get(server.url, probe, { ca: server.ca, token: options.adminToken });
+        if (res.status !== 200 || (JSON.parse(res.body) as { resourceType?: string }).resourceType !== 'Patient') onSmokeFailure(variant.label, `GET ${probe} answered ${res.status}`);
+        const result = await measure(server, { label: `${variant.label} (round ${round + 1})`, nextPath });
+        figures[key] = result.requestsPerSecond;
+        const kept = best.get(key);
+        if (!kept || result.requestsPerSecond > kept.requestsPerSecond) best.set(key, result);
+      } finally {
+        await server.stop();
+      }
+    }
+    rounds.push(`${int(figures['read-audit-on']!)} / ${int(figures['read-audit-off']!)} = ${ratio(figures['read-audit-on']! / figures['read-audit-off']!)}`);
+  }
+  console.log(`  audit on / off, req/s by round: ${rounds.join('; ')}`);
+  return (Object.keys(variants) as (keyof typeof variants)[]).map((key) => ({ key, label: variants[key].label, targets: variants[key].targets, result: best.get(key)! }));
 }
 
 /** A few answers checked for content before the load: a fast wrong answer is no result. */
@@ -385,7 +473,7 @@ async function main(): Promise<number> {
   const failures: string[] = [];
   let dataset: Dataset | undefined;
   try {
-    for (const kind of settings.stores) {
+    for (const kind of settings.sections.includes('fhir') ? settings.stores : []) {
       console.log(`\n${STORE_NAMES[kind]}`);
       try {
         reports.push(await benchStore(kind, dataset, (seeded) => (dataset = seeded)));
@@ -429,6 +517,14 @@ async function main(): Promise<number> {
   }
   const flagged = reports.some((r) => r.smokeFailures.length > 0 || r.outcomes.some((o) => hadErrors(o.result)));
   if (flagged) console.log('\n⚠ THIS RUN HAD ERRORS (non-2xx answers, connection errors or failed smoke checks): its figures are not valid.');
+  for (const name of settings.sections.filter((x) => x !== 'fhir')) {
+    const section = FURTHER_SECTIONS[name]!;
+    try {
+      await section.run();
+    } catch (err) {
+      failures.push(`${section.title}: ${(err as Error).message}`);
+    }
+  }
   for (const failure of failures) console.log(`\n✗ ${failure}`);
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   return failures.length > 0 ? 1 : 0;

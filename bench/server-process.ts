@@ -11,7 +11,7 @@ export interface ServerOptions {
   adminToken: string;
   /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
   cpuProfileDir?: string;
-  /** For experiments: a script run instead of bin/telesalud.js (it is given the `serve` argument). */
+  /** For experiments: a script run instead of bin/telesalud.js (it is given the `serve` argument; `.ts` runs through tsx). */
   entry?: string;
 }
 
@@ -47,7 +47,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     TELESALUD_LOG_LEVEL: 'warn',
     ...(options.databaseUrl ? { TELESALUD_DATABASE_URL: options.databaseUrl } : {}),
   });
-  const nodeArgs = ['--require', path.join(options.repoDir, 'bench', 'exit-with-parent.cjs'), ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [])];
+  // A TypeScript entry (bench/audit-off-server.ts) runs through tsx; the service itself is dist/, built.
+  const nodeArgs = [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), '--require', path.join(options.repoDir, 'bench', 'exit-with-parent.cjs'), ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [])];
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, 'serve'], { cwd: options.repoDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
 
   const tail: string[] = [];

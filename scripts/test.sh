@@ -13,6 +13,7 @@ export TELESALUD_TEST_RUN_DIR="$PWD/.test-data/run-$$"
 trap 'rm -rf "$TELESALUD_TEST_RUN_DIR"' EXIT
 
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p web/tsconfig.json
 npm run build --silent
 npx vitest run "$@"
 npx tsx scripts/scan-logs-for-health-data.ts

@@ -20,7 +20,49 @@ export type AuditAction =
   | 'seed'
   | 'sign-in'
   | 'sign-in-failed'
-  | 'account-locked';
+  | 'account-locked'
+  // The account lifecycle (src/auth): invitations, password and MFA changes, sessions ended, admin actions, policy.
+  | 'sign-out'
+  | 'sessions-ended'
+  | 'password-changed'
+  | 'password-change-refused'
+  | 'mfa-enrolled'
+  | 'mfa-disabled'
+  | 'mfa-reset'
+  | 'recovery-codes-generated'
+  | 'passkey-registered'
+  | 'invitation-created'
+  | 'invitation-accepted'
+  | 'account-unlocked'
+  | 'account-disabled'
+  | 'account-enabled'
+  | 'policy-changed'
+  // Video consultations: who joined, was refused, admitted, declined, removed; who ended a call or opened it to someone.
+  | 'consult-join'
+  | 'consult-admit'
+  | 'consult-decline'
+  | 'consult-remove'
+  | 'consult-end'
+  | 'consult-invite'
+  | 'consult-guest-link'
+  // OAuth clients of the FHIR API: tokens issued and refused, clients added and revoked.
+  | 'token-issued'
+  | 'token-refused'
+  | 'client-added'
+  | 'client-revoked'
+  // Reading the audit trail is itself audited: searches, exports, a patient's view of who accessed their record.
+  | 'audit-search'
+  | 'audit-export'
+  // Access policy: emergency access opened (break-the-glass), care assignments made and ended.
+  | 'break-glass'
+  | 'care-assigned'
+  | 'care-unassigned'
+  // The shield (src/edge): a request refused as an attack, a source banned for repeated ones.
+  | 'shield-block'
+  | 'shield-ban'
+  // Patient rights (src/privacy): a whole record exported, telehealth consent given.
+  | 'export'
+  | 'consent-recorded';
 
 export interface AuditEntry {
   actor: string;
@@ -33,6 +75,12 @@ export interface AuditEntry {
   source?: string;
   requestId?: string;
   detail?: Record<string, unknown>;
+  /**
+   * The break-the-glass grant this access rode on (or, on a `break-glass` entry, the grant it
+   * opened). Stored as `detail.breakGlass`, so reviewers find every emergency access with
+   * `detail ? 'breakGlass'`.
+   */
+  breakGlass?: string;
 }
 
 /**
@@ -51,6 +99,9 @@ export interface AuditLogOptions {
   checkpointIntervalMs?: number;
 }
 
+/** Entries in one group-commit append, at most. */
+const MAX_GROUP_COMMIT = 500;
+
 interface PendingEntry {
   entry: AuditEntry;
   done: (err?: unknown) => void;
@@ -66,9 +117,16 @@ interface Appended {
 /**
  * Every access to health data is recorded before the data leaves, as the next link of one
  * hash chain (audit-chain.ts) shared by every node. Writes record inside their own transaction
- * (durable with the change); reads go through a group commit: entries that arrive while one
- * append is in flight are written together by the next, and each caller waits until its entry
- * is committed. One round trip serves many concurrent reads.
+ * (durable with the change); reads go through a group commit: entries that arrive in the same
+ * turn of the event loop, or while the appends in flight are busy, are written together by the
+ * next append, and each caller waits until its entry is committed. One round trip serves many
+ * concurrent reads.
+ *
+ * On PostgreSQL two appends may be in flight at once (on two pooled connections): the second
+ * crosses the network, is parsed and waits at the chain lock while the first commits, so a read
+ * waits for about one append, not one and a half. The database still orders them (below); only
+ * which of two concurrent batches comes first is not fixed, as between two nodes. PGlite runs
+ * one statement at a time, so there one append is in flight and the rest gather behind it.
  *
  * Each append is one call of the database function audit_append(): it takes the chain lock,
  * reads the head and inserts the entries at the next positions with their hashes, so
@@ -77,14 +135,23 @@ interface Appended {
  */
 export class AuditLog {
   private pending: PendingEntry[] = [];
-  private flushing: Promise<void> | undefined;
+  /** Group-commit appends under way, a flush waiting for the next turn of the event loop, and who waits for all of them to end. */
+  private inFlight = 0;
+  private flushScheduled = false;
+  private idleWaiters: (() => void)[] = [];
+  /** How many group-commit appends may be in flight: known after the first asks the database what it is. */
+  private parallelAppends: number | undefined;
   private readonly db: Kysely<Database>;
   private readonly checkpointEvery: number;
   private readonly checkpointIntervalMs: number;
   /** When this node last wrote (or saw, in a timed check) a checkpoint. */
   private lastCheckpointAt = Date.now();
-  /** This node appended entries that no checkpoint it knows of covers. */
-  private uncovered = false;
+  /**
+   * The newest position this node appended, and the newest a checkpoint it knows of covers:
+   * positions, not a flag, since concurrent appends complete in any order.
+   */
+  private appendedSeq = 0;
+  private coveredSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private timedCheckpoint: Promise<void> | undefined;
   private warnedKeyMismatch = false;
@@ -120,44 +187,72 @@ export class AuditLog {
   record(entry: AuditEntry): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ entry, done: (err) => (err ? reject(err) : resolve()) });
-      if (!this.flushing) this.flushing = this.flushLoop();
+      this.scheduleFlush();
     });
   }
 
-  private async flushLoop(): Promise<void> {
+  /**
+   * The next append starts on the next turn of the event loop, not at once: accesses answered
+   * by the same round of database replies share it. (On PGlite, whose queries run back to back
+   * without yielding, that is every read queued behind the one append in flight.)
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.pending.length === 0 || this.inFlight >= (this.parallelAppends ?? 1)) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flushBatch();
+    });
+  }
+
+  private async flushBatch(): Promise<void> {
+    if (this.pending.length === 0 || this.inFlight >= (this.parallelAppends ?? 1)) return this.notifyIfIdle();
+    const batch = this.pending.splice(0, MAX_GROUP_COMMIT);
+    this.inFlight++;
     try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, 500);
-        let appended: Appended;
-        try {
-          // One statement, committed on its own with synchronous_commit off: read audits wait for
-          // the database to hold them, not for its disk flush. A node crash loses none; only a
-          // database server crash could lose the last moment of read audits (a suffix of the
-          // chain: what remains is still a valid chain).
-          appended = await this.append(this.db, batch.map((b) => b.entry), true);
-        } catch (err) {
-          // An access that can't be audited does not happen: the callers fail.
-          this.logger.error({ err: { message: (err as Error).message }, entries: batch.length }, 'audit write failed');
-          for (const b of batch) b.done(err);
-          continue;
-        }
-        for (const b of batch) b.done();
-        const cp = this.checkpointDue(appended);
-        if (cp) {
-          // Signed after the entries committed; a failure here loses no entry, and the timed check retries.
-          await this.insertCheckpoint(this.db, cp).then(
-            () => this.witness(cp),
-            (err: Error) => {
-              this.logger.error({ err: { message: err.message } }, 'audit checkpoint failed');
-              this.uncovered = true;
-              this.scheduleTimedCheckpoint();
-            },
-          );
-        }
+      let appended: Appended;
+      try {
+        this.parallelAppends ??= await this.appendsInFlight();
+        // One statement, committed on its own with synchronous_commit off: read audits wait for
+        // the database to hold them, not for its disk flush. A node crash loses none; only a
+        // database server crash could lose the last moment of read audits (a suffix of the
+        // chain: what remains is still a valid chain).
+        appended = await this.append(this.db, batch.map((b) => b.entry), true);
+      } catch (err) {
+        // An access that can't be audited does not happen: the callers fail.
+        this.logger.error({ err: { message: (err as Error).message }, entries: batch.length }, 'audit write failed');
+        for (const b of batch) b.done(err);
+        return;
+      }
+      for (const b of batch) b.done();
+      const cp = this.checkpointDue(appended);
+      if (cp) {
+        // Signed after the entries committed; a failure here loses no entry, and the timed check retries.
+        await this.insertCheckpoint(this.db, cp).then(
+          () => this.witness(cp),
+          (err: Error) => {
+            this.logger.error({ err: { message: err.message } }, 'audit checkpoint failed');
+            this.coveredSeq = Math.min(this.coveredSeq, cp.seq - 1);
+            this.scheduleTimedCheckpoint();
+          },
+        );
       }
     } finally {
-      this.flushing = undefined;
+      this.inFlight--;
+      this.scheduleFlush();
+      this.notifyIfIdle();
     }
+  }
+
+  /** Two on PostgreSQL, one on PGlite (embedded, one statement at a time: a second would only queue). */
+  private async appendsInFlight(): Promise<number> {
+    const { rows } = await sql<{ v: string }>`select version() as v`.execute(this.db);
+    return /wasm|emscripten/i.test(rows[0]?.v ?? '') ? 1 : 2;
+  }
+
+  private notifyIfIdle(): void {
+    if (this.pending.length > 0 || this.inFlight > 0 || this.flushScheduled) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Hash and insert the entries at the head of the chain, in one call of audit_append(). */
@@ -177,7 +272,7 @@ export class AuditLog {
       body: [] as string[],
     };
     for (const entry of entries) {
-      const detail = storableDetail(entry.detail);
+      const detail = storableDetail(entry.breakGlass ? { ...entry.detail, breakGlass: entry.breakGlass } : entry.detail);
       const fields = {
         recorded,
         actor: storableText(entry.actor),
@@ -217,19 +312,22 @@ export class AuditLog {
     const key = this.options.signingKey;
     const now = new Date();
     const crossed = Math.floor(appended.seq / this.checkpointEvery) > Math.floor(appended.prevSeq / this.checkpointEvery);
+    this.appendedSeq = Math.max(this.appendedSeq, appended.seq);
     if (key && (crossed || now.getTime() - this.lastCheckpointAt >= this.checkpointIntervalMs)) {
       // Bookkeeping now: should the checkpoint not commit, the next interval's check finds the head uncovered.
       this.lastCheckpointAt = now.getTime();
-      this.uncovered = false;
-      if (this.timer) {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-      }
+      this.coveredSeq = Math.max(this.coveredSeq, appended.seq);
+      // A concurrent append may have landed past this one: its tail stays for the timed check.
+      if (this.uncovered) this.scheduleTimedCheckpoint();
+      else this.cancelTimer();
       return signCheckpoint(key, appended.seq, appended.hash, now);
     }
-    this.uncovered = true;
     this.scheduleTimedCheckpoint();
     return undefined;
+  }
+
+  private get uncovered(): boolean {
+    return this.appendedSeq > this.coveredSeq;
   }
 
   private async insertCheckpoint(db: Kysely<Database> | Transaction<Database>, cp: Checkpoint): Promise<void> {
@@ -267,6 +365,8 @@ export class AuditLog {
     if (this.timedCheckpoint) return this.timedCheckpoint;
     const key = this.options.signingKey;
     if (!key || !this.uncovered) return;
+    // Everything this node appended so far has committed or rolled back once the chain lock is ours.
+    const upTo = this.appendedSeq;
     this.timedCheckpoint = (async () => {
       try {
         const cp = await this.db.transaction().execute(async (tx) => {
@@ -281,7 +381,7 @@ export class AuditLog {
             );
           }
           this.lastCheckpointAt = Date.now();
-          this.uncovered = false;
+          this.coveredSeq = Math.max(this.coveredSeq, upTo);
           if (!head || Number(head.seq) <= Number(last?.seq ?? 0)) return undefined;
           const signed = signCheckpoint(key, Number(head.seq), bytes(head.hash), new Date());
           await this.insertCheckpoint(tx, signed);
@@ -290,7 +390,7 @@ export class AuditLog {
         if (cp) this.witness(cp);
       } catch (err) {
         this.logger.error({ err: { message: (err as Error).message } }, 'audit checkpoint failed');
-        this.uncovered = true;
+        this.coveredSeq = Math.min(this.coveredSeq, upTo - 1);
         this.scheduleTimedCheckpoint();
       } finally {
         this.timedCheckpoint = undefined;
@@ -301,7 +401,7 @@ export class AuditLog {
 
   /** Wait for every queued entry to be written, then sign the tail (a clean stop leaves no unsigned tail). */
   async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.pending.length > 0 || this.inFlight > 0 || this.flushScheduled) await new Promise<void>((wake) => this.idleWaiters.push(wake));
     this.cancelTimer();
     await this.checkpointIfUncovered();
     this.cancelTimer();

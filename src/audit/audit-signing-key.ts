@@ -19,6 +19,8 @@ import { createSecretFileOnce, readSecretFile } from '../config/secret-file.js';
 export const AUDIT_SIGNING_KEY_ENV = 'TELESALUD_AUDIT_SIGNING_KEY';
 export const AUDIT_SIGNING_KEY_FILE = 'audit-signing.key';
 export const AUDIT_PUBLIC_KEY_FILE = 'audit-signing.pub';
+/** Public keys of earlier signing keys (`telesalud keys rotate-audit` appends to it): checkpoints they signed still verify. */
+export const AUDIT_PREVIOUS_PUBLIC_KEYS_FILE = 'audit-signing.previous.pub';
 
 export interface AuditVerifyingKey {
   /** First 16 hex chars of SHA-256 of the public key (SPKI DER): names the key in checkpoint rows. */
@@ -67,6 +69,38 @@ export function parseAuditPublicKey(value: string, where: string): AuditVerifyin
   }
   if (publicKey.asymmetricKeyType !== 'ed25519') throw new Error(`${where}: the audit key must be Ed25519, got ${publicKey.asymmetricKeyType ?? 'unknown'}`);
   return { keyId: auditKeyId(publicKey), publicKey };
+}
+
+/** Every PEM public key in `text` (a file may hold several, one after the other). */
+export function parseAuditPublicKeys(text: string, where: string): AuditVerifyingKey[] {
+  const blocks = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
+  if (blocks.length === 0) throw new Error(`${where}: not a PEM public key`);
+  return blocks.map((block, i) => parseAuditPublicKey(block, blocks.length > 1 ? `${where} (key ${i + 1})` : where));
+}
+
+/**
+ * The keys whose checkpoint signatures `audit verify` trusts: the signing key's public half (from
+ * TELESALUD_AUDIT_SIGNING_KEY or the data dir), `audit-signing.pub`, and every earlier key kept in
+ * `audit-signing.previous.pub` — so a chain signed before and after a rotation verifies whole.
+ */
+export async function loadAuditVerifyingKeys(opts: { envValue?: string | undefined; dataDir: string }): Promise<AuditVerifyingKey[]> {
+  const keys = new Map<string, AuditVerifyingKey>();
+  const signing = await loadAuditSigningKey({ envValue: opts.envValue, dataDir: opts.dataDir, createIfMissing: false });
+  if (signing) keys.set(signing.keyId, { keyId: signing.keyId, publicKey: signing.publicKey });
+  for (const name of [AUDIT_PUBLIC_KEY_FILE, AUDIT_PREVIOUS_PUBLIC_KEYS_FILE]) {
+    const file = path.join(opts.dataDir, name);
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    // audit-signing.pub is the current key's public half: already there when the signing key is.
+    if (name === AUDIT_PUBLIC_KEY_FILE && signing) continue;
+    for (const key of parseAuditPublicKeys(text, file)) keys.set(key.keyId, key);
+  }
+  return [...keys.values()];
 }
 
 export interface LoadAuditSigningKeyOptions {

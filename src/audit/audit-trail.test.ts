@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -470,6 +470,12 @@ describe.each(STORE_KINDS)('telesalud audit verify (%s)', (kind) => {
     expect(res.stdout).toMatch(new RegExp(`^audit chain valid: ${CHAIN} entries, \\d+ signed checkpoints \\(last at seq ${CHAIN}\\)\\n$`));
     const json = await run(['audit', 'verify', '--json'], { TELESALUD_AUDIT_SIGNING_KEY: envKey });
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, entries: CHAIN });
+    const textfile = path.join(t.dataDir, 'audit.prom');
+    expect((await run(['audit', 'verify', '--prometheus-file', textfile], { TELESALUD_AUDIT_SIGNING_KEY: envKey })).code).toBe(0);
+    const metrics = await readFile(textfile, 'utf8');
+    expect(metrics).toContain('\ntelesalud_audit_chain_ok 1\n');
+    expect(metrics).toContain(`\ntelesalud_audit_chain_entries ${CHAIN}\n`);
+    expect(metrics).toMatch(/\ntelesalud_audit_chain_verified_timestamp_seconds \d{10}\n/);
   });
 
   it('checks with only the public key (--public-key), and refuses to guess without any key', async () => {
@@ -499,8 +505,10 @@ describe.each(STORE_KINDS)('telesalud audit verify (%s)', (kind) => {
 
   it('exits 1 naming the first bad entry', async () => {
     await tamper((tx) => sql`update audit_event set patient = 'Patient/someone-else' where seq = 9`.execute(tx));
-    const res = await run(['audit', 'verify'], { TELESALUD_AUDIT_SIGNING_KEY: envKey });
+    const textfile = path.join(t.dataDir, 'audit.prom');
+    const res = await run(['audit', 'verify', '--prometheus-file', textfile], { TELESALUD_AUDIT_SIGNING_KEY: envKey });
     expect(res.code).toBe(1);
+    expect(await readFile(textfile, 'utf8')).toContain('\ntelesalud_audit_chain_ok 0\n');
     expect(res.stdout).toBe('');
     expect(res.stderr).toBe('telesalud: audit chain BROKEN: entry 9 altered: entry 9 (row id ' + res.stderr.match(/row id (\d+)/)![1] + ') no longer matches its hash (8 entries before it verified)\n');
   });

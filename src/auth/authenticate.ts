@@ -1,11 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Repository } from '../records/repository.js';
-import { forbidden, unauthorized } from '../records/fhir/outcomes.js';
+import { FhirError, forbidden, operationOutcome, unauthorized } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
-import type { Actor } from './actor.js';
+import type { Actor, BreakGlassAccess } from './actor.js';
+import { liveBreakGlass } from './access/care-relationships.js';
 import { bearerToken } from './bootstrap-token.js';
-import { SESSION_COOKIE, type ActiveSession } from './sessions/session-store.js';
+import { actorForAccessToken } from './oauth/oauth-clients.js';
+import { FHIR_BASE_PATH } from '../records/fhir/fhir-routes.js';
+import { SESSION_COOKIE, type ActiveSession, type SessionRestriction } from './sessions/session-store.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,17 +21,34 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without authentication (health checks, the CapabilityStatement, sign-in). */
     public?: boolean;
+    /** Served to restricted sessions too (sessions/session-store.ts): e.g. the password change while the password is expired. */
+    allowedWhile?: SessionRestriction[];
   }
 }
 
+// The bootstrap admin token keeps full scope on purpose: it is the installer's break-in key
+// (before any account exists, and when every admin is locked out), and scripts and tests use it.
+// Guard it like a root password; people sign in and get the access policy of their role.
 const BOOTSTRAP_ADMIN: Actor = { ref: 'admin-token', scope: { kind: 'full' } };
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** What a signed-in account may see: a patient only their own compartment. */
-export function actorForSession(session: ActiveSession): Actor {
+/**
+ * Who a signed-in account is to the access policy (auth/access/access-policy.ts): a patient their
+ * own compartment, a clinician their Practitioner (whose care relationships the database knows)
+ * with the break-the-glass grants still open, an admin the administrative side only.
+ */
+export function actorForSession(session: ActiveSession, breakGlass: BreakGlassAccess[] = []): Actor {
   const { account } = session;
-  if (account.role === 'patient') return { ref: account.fhirRef ?? `account:${account.id}`, scope: { kind: 'patient-compartment', patients: account.fhirRef ? [account.fhirRef] : [] } };
-  return { ref: account.fhirRef ?? `account:${account.id}`, scope: { kind: 'full' } };
+  const ref = account.fhirRef ?? `account:${account.id}`;
+  switch (account.role) {
+    case 'patient':
+      return { ref, scope: { kind: 'patient-compartment', patients: account.fhirRef?.startsWith('Patient/') ? [account.fhirRef] : [] } };
+    case 'clinician':
+      // Without a Practitioner there is nobody to be in care of: such an account sees no patient.
+      return { ref, scope: { kind: 'clinician', practitioner: account.fhirRef?.startsWith('Practitioner/') ? account.fhirRef : '', breakGlass } };
+    case 'admin':
+      return { ref, scope: { kind: 'admin' } };
+  }
 }
 
 /**
@@ -47,12 +67,19 @@ export function registerAuthentication(app: FastifyInstance, ctx: AppContext): v
     const bearer = bearerToken(request.headers.authorization);
     if (bearer !== undefined) {
       if (ctx.adminToken.matches(bearer)) actor = BOOTSTRAP_ADMIN;
+      else {
+        // An OAuth access token: a system client, limited to the FHIR API and to its scopes.
+        actor = await actorForAccessToken(ctx.store.db, bearer);
+        if (actor && !(request.routeOptions.url ?? '').startsWith(`${FHIR_BASE_PATH}/`)) throw forbidden('OAuth access tokens are accepted by the FHIR API only');
+      }
     } else {
       const session = await ctx.sessions.resolve(request.cookies[SESSION_COOKIE]);
       if (session) {
         if (!SAFE_METHODS.has(request.method)) checkCsrf(request, session, ownOrigin);
+        if (session.restriction && !request.routeOptions.config?.allowedWhile?.includes(session.restriction)) throw restricted(session.restriction);
         request.session = session;
-        actor = actorForSession(session);
+        const practitioner = session.account.role === 'clinician' ? session.account.fhirRef : null;
+        actor = actorForSession(session, practitioner ? await liveBreakGlass(ctx.store.db, practitioner) : []);
       }
     }
     if (!actor) {
@@ -62,6 +89,15 @@ export function registerAuthentication(app: FastifyInstance, ctx: AppContext): v
     request.actor = actor;
     request.records = new Repository(ctx.store.db, ctx.audit, actor, { requestId: request.id, source: request.ip });
   });
+}
+
+const RESTRICTED_MESSAGE: Record<SessionRestriction, string> = {
+  'password-expired': 'your password has expired: change it (POST /api/auth/password) before doing anything else',
+  'mfa-enrolment': 'set up your second factor (authenticator app or passkey) before doing anything else',
+};
+
+function restricted(restriction: SessionRestriction): FhirError {
+  return new FhirError(403, operationOutcome(restriction === 'mfa-enrolment' ? 'mfa-enrolment-required' : restriction, RESTRICTED_MESSAGE[restriction]));
 }
 
 function checkCsrf(request: FastifyRequest, session: ActiveSession, ownOrigin: string): void {

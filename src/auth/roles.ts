@@ -2,5 +2,8 @@
 export const ROLES = ['patient', 'clinician', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Staff sign in with a second factor; patients are offered one. */
+/**
+ * By default staff sign in with a second factor and patients are offered one. The value in force
+ * is the admin's stored policy (policy/auth-policy.ts, `mfaRequired`), which starts from this.
+ */
 export const ROLES_REQUIRING_MFA: ReadonlySet<Role> = new Set(['clinician', 'admin']);

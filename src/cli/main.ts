@@ -51,6 +51,32 @@ export async function main(argv: string[]): Promise<number> {
       await userAddCommand(loadConfig(), options);
     });
 
+  const client = program.command('client').description('OAuth 2.0 clients of the FHIR API (client credentials grant)');
+  client
+    .command('add')
+    .description('register a system client; prints JSON with client_id and client_secret (shown only once) for POST /oauth2/token')
+    .requiredOption('--name <name>', 'what the client is, e.g. "lab results interface"')
+    .requiredOption('--scopes <scopes>', 'space-separated SMART system scopes, e.g. "system/Patient.read system/Appointment.write" (v2: system/Observation.rs)')
+    .action(async (options: { name: string; scopes: string }) => {
+      const { clientAddCommand } = await import('./client-command.js');
+      await clientAddCommand(loadConfig(), options);
+    });
+  client
+    .command('list')
+    .description('print the registered clients as JSON (never their secrets)')
+    .action(async () => {
+      const { clientListCommand } = await import('./client-command.js');
+      await clientListCommand(loadConfig());
+    });
+  client
+    .command('revoke')
+    .description('revoke a client and every access token it holds')
+    .argument('<client_id>', 'the client to revoke')
+    .action(async (clientId: string) => {
+      const { clientRevokeCommand } = await import('./client-command.js');
+      await clientRevokeCommand(loadConfig(), clientId);
+    });
+
   program
     .command('audit')
     .description('the tamper-evident audit trail')
@@ -63,9 +89,64 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--public-key <file>', 'PEM public key to check checkpoint signatures with (an auditor needs no signing key)')
     .option('--json', 'print the full report as JSON on stdout')
-    .action(async (options: { publicKey?: string; json?: boolean }) => {
+    .option('--prometheus-file <file>', "also write the outcome for node exporter's textfile collector (alerts in deploy/prometheus)")
+    .action(async (options: { publicKey?: string; json?: boolean; prometheusFile?: string }) => {
       const { auditVerifyCommand } = await import('./audit-command.js');
       await auditVerifyCommand(loadConfig(), options);
+    });
+
+  const keys = program.command('keys').description('master key (documents, TOTP secrets) and audit signing key: status, online rotation, retirement');
+  keys
+    .command('status')
+    .description('list the master key ids (current, old, missing) and how many documents and TOTP secrets each one wraps')
+    .option('--json', 'print it as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const { keysStatusCommand } = await import('./keys-command.js');
+      await keysStatusCommand(loadConfig(), options);
+    });
+  keys
+    .command('rotate')
+    .description(
+      'add a new master key first in the key file (the old ones stay) and re-wrap every document key and TOTP secret under it, online on PostgreSQL, in batches, with progress; ' +
+        'when an earlier rotation was interrupted it finishes that one instead of adding another key. Refused for a key given in TELESALUD_MASTER_KEY.',
+    )
+    .option('--resume', 'only finish re-wrapping under the current key; never add a key')
+    .option('--batch-size <n>', 'rows per batch', '500')
+    .action(async (options: { resume?: boolean; batchSize?: string }) => {
+      const { keysRotateCommand } = await import('./keys-command.js');
+      await keysRotateCommand(loadConfig(), options);
+    });
+  keys
+    .command('retire')
+    .description('remove every old master key from the key file; refused (naming the counts) while any document or TOTP secret still uses one')
+    .action(async () => {
+      const { keysRetireCommand } = await import('./keys-command.js');
+      await keysRetireCommand(loadConfig());
+    });
+  keys
+    .command('rotate-audit')
+    .description('replace <data dir>/audit-signing.key with a new Ed25519 key; the old public key goes to audit-signing.previous.pub so `audit verify` still accepts its checkpoints')
+    .action(async () => {
+      const { keysRotateAuditCommand } = await import('./keys-command.js');
+      await keysRotateAuditCommand(loadConfig());
+    });
+
+  program
+    .command('backup')
+    .description('write one consistent, encrypted, integrity-checked archive of the whole database (records, documents, accounts, audit) to FILE; online on PostgreSQL, with the service stopped on the embedded database')
+    .argument('<file>', 'the archive to create (never overwritten)')
+    .action(async (file: string) => {
+      const { backupCommand } = await import('./backup-command.js');
+      await backupCommand(loadConfig(), file);
+    });
+
+  program
+    .command('restore')
+    .description('rebuild an empty PostgreSQL (TELESALUD_DATABASE_URL) or a new data dir from a backup FILE; needs the master key it was made with, and changes nothing if the file is damaged or the key is wrong')
+    .argument('<file>', 'the archive to restore')
+    .action(async (file: string) => {
+      const { restoreCommand } = await import('./backup-command.js');
+      await restoreCommand(loadConfig(), file);
     });
 
   try {

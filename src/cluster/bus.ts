@@ -9,8 +9,17 @@ export interface Bus {
   publish(channel: string, message: unknown): Promise<void>;
   /** Returns a function that ends the subscription. */
   subscribe(channel: string, handler: (message: unknown) => void): Promise<() => Promise<void>>;
+  /** What /readyz and the admin status report about the bus. */
+  status(): BusStatus;
   close(): Promise<void>;
 }
+
+/**
+ * `single-node`: no Redis configured. `connected`: farm mode working. `down`: Redis is
+ * configured but unreachable since `since` (ISO time): sign-in and the record keep working,
+ * consultation signaling falls back to rooms on each node.
+ */
+export type BusStatus = { redis: 'none' } | { redis: 'connected'; since: string } | { redis: 'down'; since: string };
 
 export class InProcessBus implements Bus {
   private readonly emitter = new EventEmitter();
@@ -30,6 +39,10 @@ export class InProcessBus implements Bus {
     return async () => {
       this.emitter.off(channel, handler);
     };
+  }
+
+  status(): BusStatus {
+    return { redis: 'none' };
   }
 
   async close(): Promise<void> {

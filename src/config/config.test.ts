@@ -21,7 +21,9 @@ describe('configuration from the environment', () => {
     ['TELESALUD_PUBLIC_URL', 'http://clinic.example.org'],
     ['TELESALUD_SHUTDOWN_TIMEOUT_MS', '-5'],
     ['TELESALUD_MAX_UPLOAD_BYTES', '1'],
-    ['TELESALUD_REDIS_URL', 'redis://127.0.0.1:6379'],
+    ['TELESALUD_REDIS_URL', 'http://127.0.0.1:6379'],
+    ['TELESALUD_REDIS_URL', 'not a url'],
+    ['TELESALUD_REDIS_PREFIX', 'has spaces in it'],
   ])('stops with a one-line reason naming %s when it is %s', (variable, value) => {
     let error: unknown;
     try {
@@ -49,10 +51,62 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('runs in farm mode with a redis:// or rediss:// URL, under its own key prefix', () => {
+    expect(loadConfig({}).redisUrl).toBeUndefined();
+    const farm = loadConfig({ TELESALUD_REDIS_URL: 'redis://127.0.0.1:6379', TELESALUD_DATABASE_URL: 'postgres://u@db.internal:5432/telesalud' });
+    expect(farm.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(farm.redisPrefix).toBe('telesalud:');
+    const tls = loadConfig({ TELESALUD_REDIS_URL: 'rediss://:pass@redis.internal:6380/2', TELESALUD_REDIS_PREFIX: 'staging:' });
+    expect(tls.redisUrl).toBe('rediss://:pass@redis.internal:6380/2');
+    expect(tls.redisPrefix).toBe('staging:');
+  });
+
+  it('never quotes the Redis URL (it may hold a password) in its error', () => {
+    expect(() => loadConfig({ TELESALUD_REDIS_URL: 'http://:hunter2secret@redis:6379' })).toThrow(/^TELESALUD_REDIS_URL: must start with redis:\/\/ or rediss:\/\//);
+    expect(() => loadConfig({ TELESALUD_REDIS_URL: 'http://:hunter2secret@redis:6379' })).not.toThrow(/hunter2/);
+  });
+
   it('accepts a real master key and a postgres URL', () => {
     const key = Buffer.alloc(32, 9).toString('base64');
     const config = loadConfig({ TELESALUD_MASTER_KEY: key, TELESALUD_DATABASE_URL: 'postgres://u@db.internal:5432/telesalud' });
     expect(config.masterKey?.length).toBe(32);
     expect(config.databaseUrl).toContain('db.internal');
+  });
+});
+
+describe('TURN and STUN for video consultations', () => {
+  const secret = 'coturn-static-auth-secret-0123';
+
+  it('has no ICE servers by default', () => {
+    const config = loadConfig({});
+    expect(config.turn).toBeUndefined();
+    expect(config.stunUrls).toEqual([]);
+  });
+
+  it('reads comma-separated TURN URLs with their secret', () => {
+    const config = loadConfig({ TELESALUD_TURN_URLS: 'turn:turn.clinica.example.org:3478?transport=udp, turns:turn.clinica.example.org:443?transport=tcp', TELESALUD_TURN_SECRET: secret, TELESALUD_STUN_URLS: 'stun:127.0.0.1:3478' });
+    expect(config.turn).toEqual({ urls: ['turn:turn.clinica.example.org:3478?transport=udp', 'turns:turn.clinica.example.org:443?transport=tcp'], secret });
+    expect(config.stunUrls).toEqual(['stun:127.0.0.1:3478']);
+  });
+
+  it.each([
+    [{ TELESALUD_TURN_URLS: 'turn:turn.example.org:3478' }, 'TELESALUD_TURN_SECRET'],
+    [{ TELESALUD_TURN_SECRET: secret }, 'TELESALUD_TURN_URLS'],
+    [{ TELESALUD_TURN_URLS: 'https://turn.example.org', TELESALUD_TURN_SECRET: secret }, 'TELESALUD_TURN_URLS'],
+    [{ TELESALUD_TURN_URLS: 'stun:turn.example.org:3478', TELESALUD_TURN_SECRET: secret }, 'TELESALUD_TURN_URLS'],
+    [{ TELESALUD_TURN_URLS: 'turn:turn.example.org:3478?transport=sctp', TELESALUD_TURN_SECRET: secret }, 'TELESALUD_TURN_URLS'],
+    [{ TELESALUD_TURN_URLS: 'turn:turn.example.org:99999', TELESALUD_TURN_SECRET: secret }, 'TELESALUD_TURN_URLS'],
+    [{ TELESALUD_TURN_URLS: 'turn:turn.example.org:3478', TELESALUD_TURN_SECRET: 'short' }, 'TELESALUD_TURN_SECRET'],
+    [{ TELESALUD_STUN_URLS: 'turn:stun.example.org' }, 'TELESALUD_STUN_URLS'],
+  ])('refuses %o naming %s', (env, variable) => {
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as Error).message).not.toContain(secret);
   });
 });

@@ -14,7 +14,10 @@ export interface Config {
   /** postgres:// URL of a real server; undefined means the embedded PGlite data dir. */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** redis:// or rediss:// URL: farm mode. Undefined: one node, in-process bus. */
   redisUrl: string | undefined;
+  /** Put before every Redis key and channel, so deployments can share one Redis. */
+  redisPrefix: string;
   /** base64 of 32 bytes, given directly (a secret manager can inject it). */
   masterKey: Buffer | undefined;
   masterKeyFile: string | undefined;
@@ -26,7 +29,21 @@ export interface Config {
   /** Append logs to this file instead of stdout. */
   logFile: string | undefined;
   shutdownTimeoutMs: number;
+  /**
+   * After SIGTERM, how long a node keeps serving while /readyz answers 503, so the load balancer
+   * takes it out of rotation before its connections close (no request races a closing connection).
+   */
+  drainDelayMs: number;
   maxUploadBytes: number;
+  /** coturn's TURN URLs and its static-auth-secret (short-lived HMAC credentials); both or neither. */
+  turn: { urls: string[]; secret: string } | undefined;
+  /** Optional STUN URLs handed to browsers; none by default (no public STUN server is assumed reachable). */
+  stunUrls: string[];
+  /**
+   * The in-process shield (src/edge): attack inspection, positive model, bans. `off` is for
+   * benchmarks and diagnosis only: it leaves the node unprotected. Security headers stay on.
+   */
+  shield: 'on' | 'off';
 }
 
 export class ConfigError extends Error {
@@ -59,6 +76,38 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
   }
+  return raw;
+}
+
+/** `turn:host[:port][?transport=udp|tcp]` (or turns:/stun:/stuns:), as RTCPeerConnection takes them. */
+const ICE_URL = /^(?:turns?|stuns?):(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:\?transport=(?:udp|tcp))?$/;
+
+function iceUrls(env: Env, name: string, schemes: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const urls = raw.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of urls) {
+    const scheme = u.slice(0, u.indexOf(':'));
+    if (!schemes.includes(scheme) || !ICE_URL.test(u) || Number(/:(\d+)(?:\?|$)/.exec(u)?.[1] ?? 1) > 65535) {
+      throw new ConfigError(name, `"${u.slice(0, 80)}" is not a ${schemes.map((s) => `${s}:`).join(' or ')} URL like ${schemes[0]}:turn.example.org:3478?transport=udp`);
+    }
+  }
+  return urls;
+}
+
+function turnSettings(env: Env): Config['turn'] {
+  const urls = iceUrls(env, 'TELESALUD_TURN_URLS', ['turn', 'turns']);
+  const secret = env.TELESALUD_TURN_SECRET || undefined;
+  if (urls.length === 0 && secret === undefined) return undefined;
+  if (urls.length === 0) throw new ConfigError('TELESALUD_TURN_URLS', 'must be set together with TELESALUD_TURN_SECRET');
+  if (secret === undefined) throw new ConfigError('TELESALUD_TURN_SECRET', 'must be set together with TELESALUD_TURN_URLS (coturn static-auth-secret)');
+  if (secret.length < 16 || !/^[\x21-\x7e]+$/.test(secret)) throw new ConfigError('TELESALUD_TURN_SECRET', 'must be at least 16 printable characters without spaces');
+  return { urls, secret };
+}
+
+function shieldSetting(env: Env): Config['shield'] {
+  const raw = env.TELESALUD_SHIELD || 'on';
+  if (raw !== 'on' && raw !== 'off') throw new ConfigError('TELESALUD_SHIELD', `must be "on" or "off" (off only for benchmarks and diagnosis), got "${raw.slice(0, 20)}"`);
   return raw;
 }
 
@@ -107,11 +156,10 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const databaseUrl = url(env, 'TELESALUD_DATABASE_URL', ['postgres:', 'postgresql:']);
+  // Farm mode: consultation presence and signaling across nodes (rediss:// for TLS).
   const redisUrl = url(env, 'TELESALUD_REDIS_URL', ['redis:', 'rediss:']);
-  if (redisUrl) {
-    // The Redis bus arrives with farm mode; refusing is better than silently running single-node.
-    throw new ConfigError('TELESALUD_REDIS_URL', 'farm mode over Redis is not available in this version; unset it to run a single node');
-  }
+  const redisPrefix = env.TELESALUD_REDIS_PREFIX || 'telesalud:';
+  if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(redisPrefix)) throw new ConfigError('TELESALUD_REDIS_PREFIX', 'must be 1 to 64 letters, digits or : _ . -');
 
   const publicUrl = url(env, 'TELESALUD_PUBLIC_URL', ['https:']) ?? `https://localhost:${port}`;
 
@@ -124,6 +172,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databasePoolSize: integer(env, 'TELESALUD_DB_POOL_SIZE', 10, 1, 200),
     redisUrl,
+    redisPrefix,
     masterKey,
     masterKeyFile,
     auditSigningKey,
@@ -131,6 +180,11 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     logFile: env.TELESALUD_LOG_FILE || undefined,
     shutdownTimeoutMs: integer(env, 'TELESALUD_SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    // A farm sits behind a load balancer that checks /readyz (deploy: every second, down after 2): 3 s covers it.
+    drainDelayMs: integer(env, 'TELESALUD_DRAIN_DELAY_MS', redisUrl ? 3_000 : 0, 0, 60_000),
     maxUploadBytes: integer(env, 'TELESALUD_MAX_UPLOAD_BYTES', 20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+    turn: turnSettings(env),
+    stunUrls: iceUrls(env, 'TELESALUD_STUN_URLS', ['stun', 'stuns']),
+    shield: shieldSetting(env),
   };
 }

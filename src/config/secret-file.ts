@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, promises as fs } from 'node:fs';
+import path from 'node:path';
 
 /**
  * Secret files in the data dir (master key, audit signing key, admin token): read only when
@@ -9,15 +10,59 @@ export async function readSecretFile(file: string, what: string): Promise<string
   // Permissions are checked on the open handle (fstat), so the file checked is the file read.
   const handle = await fs.open(file, fsConstants.O_RDONLY);
   try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new Error(`${file}: not a regular file`);
-    // Windows has no POSIX mode bits (Node reports 0o666 for every file), so the check would refuse everything there.
-    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-      throw new Error(`${file}: permissions ${(stat.mode & 0o777).toString(8).padStart(4, '0')} let group or others access the ${what}; run chmod 600 ${file}`);
-    }
+    checkSecretStat(await handle.stat(), file, what);
     return await handle.readFile('utf8');
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * The same check and read, synchronously: for a key ring that re-reads its file in the middle of a
+ * request that met a key it does not hold (a few hundred bytes, rate-limited by the caller).
+ */
+export function readSecretFileSync(file: string, what: string): string {
+  const fd = openSync(file, fsConstants.O_RDONLY);
+  try {
+    checkSecretStat(fstatSync(fd), file, what);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkSecretStat(stat: { isFile(): boolean; mode: number }, file: string, what: string): void {
+  if (!stat.isFile()) throw new Error(`${file}: not a regular file`);
+  // Windows has no POSIX mode bits (Node reports 0o666 for every file), so the check would refuse everything there.
+  if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
+    throw new Error(`${file}: permissions ${(stat.mode & 0o777).toString(8).padStart(4, '0')} let group or others access the ${what}; run chmod 600 ${file}`);
+  }
+}
+
+/**
+ * Replaces `file` with `contents` (mode 0600) atomically: written beside, fsynced, renamed over,
+ * directory fsynced. Readers see the old file or the new one, never a missing or partial one.
+ */
+export async function replaceSecretFile(file: string, contents: string | Buffer, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'wx', mode);
+    try {
+      await handle.writeFile(contents);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, file);
+    const dirHandle = await fs.open(dir, fsConstants.O_RDONLY);
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type Transaction, type TransactionBuilder } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/config.js';
 import type { Database } from './schema.js';
@@ -23,10 +23,19 @@ export async function openStore(config: Pick<Config, 'databaseUrl' | 'dataDir' |
   return openPglite(path.join(config.dataDir, 'pg'));
 }
 
+/**
+ * Pool limits: TELESALUD_DB_POOL_SIZE connections per node (default 10; nodes × pool must stay
+ * under the server's max_connections, 100 by default, with room for admin and replication).
+ * Connections are recycled after a while, so after a failover (Patroni, a managed service's
+ * DNS switch) every connection soon reaches the new primary; a query on a dead connection
+ * fails that request only.
+ */
 export function openPostgres(url: string, poolSize = 10): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    idleTimeoutMillis: 30_000,
+    maxLifetimeSeconds: 600,
     // A runaway query must not hold a connection forever.
     statement_timeout: 30_000,
     idle_in_transaction_session_timeout: 60_000,
@@ -37,8 +46,48 @@ export function openPostgres(url: string, poolSize = 10): Store {
   // the node: idle clients report through the pool, checked-out ones through their own 'error'.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = retryingTransactions(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }));
   return { db, kind: 'postgres', close: () => db.destroy() };
+}
+
+/** PostgreSQL aborted the transaction to let another through: running it again is the documented answer. */
+const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+export const TRANSACTION_ATTEMPTS = 4;
+
+export function isRetryableTransactionError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: unknown }).code as string);
+}
+
+/**
+ * Every `db.transaction().execute(work)` of this store runs `work` again (up to
+ * TRANSACTION_ATTEMPTS times, after a short random pause) when PostgreSQL aborts it with a
+ * serialization failure or a deadlock: two nodes writing the same rows (a slot booked twice,
+ * the audit chain's head) no longer fail a request for it. Work inside a transaction touches
+ * only the database (the audit entry of a write is recorded after commit), so a rerun is safe.
+ */
+export function retryingTransactions<DB>(db: Kysely<DB>): Kysely<DB> {
+  const begin = db.transaction.bind(db);
+  const wrap = (builder: TransactionBuilder<DB>): TransactionBuilder<DB> =>
+    new Proxy(builder, {
+      get(target, property, receiver) {
+        if (property === 'setIsolationLevel' || property === 'setAccessMode') return (value: never) => wrap(target[property](value));
+        if (property === 'execute') return <T>(work: (tx: Transaction<DB>) => Promise<T>) => withRetry(() => target.execute(work));
+        return Reflect.get(target, property, receiver);
+      },
+    });
+  db.transaction = () => wrap(begin());
+  return db;
+}
+
+async function withRetry<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt >= TRANSACTION_ATTEMPTS || !isRetryableTransactionError(err)) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+    }
+  }
 }
 
 export async function openPglite(dir: string): Promise<Store> {

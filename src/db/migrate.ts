@@ -2,6 +2,12 @@ import { Migrator, type Kysely, type Migration, type MigrationResultSet } from '
 import * as clinicalRecord from './migrations/0001-clinical-record.js';
 import * as auditChain from './migrations/0002-audit-chain.js';
 import * as accounts from './migrations/0003-accounts.js';
+import * as consultations from './migrations/0004-consultations.js';
+import * as accessPolicy from './migrations/0005-access-policy.js';
+import * as oauthClients from './migrations/0006-oauth-clients.js';
+import * as searchStringCoveringIndex from './migrations/0007-search-string-covering-index.js';
+import * as accountLifecycle from './migrations/0008-account-lifecycle.js';
+import * as consent from './migrations/0011-consent.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -12,16 +18,34 @@ const MIGRATIONS: Record<string, Migration> = {
   '0001-clinical-record': clinicalRecord,
   '0002-audit-chain': auditChain,
   '0003-accounts': accounts,
+  '0004-consultations': consultations,
+  '0005-access-policy': accessPolicy,
+  '0006-oauth-clients': oauthClients,
+  '0007-search-string-covering-index': searchStringCoveringIndex,
+  '0008-account-lifecycle': accountLifecycle,
+  '0011-consent': consent,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  return run(db, (migrator) => migrator.migrateToLatest());
+}
+
+/** Up to and including `name` (a restore first rebuilds the schema its archive was taken at). */
+export async function migrateUpTo(db: Kysely<any>, name: string): Promise<string[]> {
+  if (!(name in MIGRATIONS)) throw new Error(`unknown migration ${name}`);
+  return run(db, (migrator) => migrator.migrateTo(name));
+}
+
+export const KNOWN_MIGRATIONS: readonly string[] = Object.keys(MIGRATIONS).sort();
+
+async function run(db: Kysely<any>, step: (migrator: Migrator) => Promise<MigrationResultSet>): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => MIGRATIONS },
     migrationTableName: 'schema_migration',
     migrationLockTableName: 'schema_migration_lock',
   });
-  const { error, results }: MigrationResultSet = await migrator.migrateToLatest();
+  const { error, results }: MigrationResultSet = await step(migrator);
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${error instanceof Error ? error.message : String(error)}`);

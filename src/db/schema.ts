@@ -17,6 +17,8 @@ export interface Database {
     last_failed_at: Date | string | null;
     locked_until: Date | string | null;
     created: ColumnType<Date, Date | string | undefined, never>;
+    /** Migration 0008: a TOTP secret shown to the user, waiting for its first code. */
+    totp_pending_sealed: ColumnType<string | null, string | null | undefined, string | null>;
   };
   password_history: { account_id: string; hash: string; changed_at: Date | string };
   recovery_code: { account_id: string; position: number; hash: string; used_at: Date | string | null };
@@ -31,8 +33,42 @@ export interface Database {
     reauthenticated_at: Date | string;
     source: string | null;
     user_agent: string | null;
+    /** Migration 0008: null, or the one thing this session may do ('password-expired', 'mfa-enrolment'). */
+    restriction: ColumnType<string | null, string | null | undefined, string | null>;
   };
   sign_in_throttle: { source: string; failures: number; window_start: Date | string };
+  /** Migration 0008: the admin's authentication policy; invitations; passkeys and their single-use challenges. */
+  auth_setting: { name: string; value: unknown; updated: Date | string; updated_by: string };
+  invitation: {
+    id: string;
+    token_hash: Buffer;
+    email: string;
+    role: string;
+    display_name: string | null;
+    fhir_ref: string | null;
+    invited_by: string;
+    created: Date | string;
+    expires: Date | string;
+    used_at: Date | string | null;
+    account_id: string | null;
+  };
+  passkey_credential: { id: string; account_id: string; public_key: Buffer; counter: ColumnType<string | number, number, number>; transports: string; label: string; created: Date | string; last_used: Date | string | null };
+  webauthn_challenge: { challenge: string; account_id: string; purpose: 'register' | 'sign-in'; expires: Date | string };
+  /** Migration 0005: clinicians put in charge of patients, and emergency access grants. */
+  care_assignment: { practitioner: string; patient: string; assigned_by: string; reason: 'created-patient' | 'assigned'; created: ColumnType<Date, Date | string | undefined, never> };
+  break_glass_grant: { id: string; practitioner: string; patient: string; account_id: string; reason: string; granted: Date | string; expires: Date | string };
+  /** Migration 0006: OAuth 2.0 clients of the FHIR API; only digests of secrets and tokens are stored. */
+  oauth_client: {
+    id: string;
+    name: string;
+    secret_hash: Buffer;
+    scopes: string;
+    status: string;
+    created: ColumnType<Date, Date | string | undefined, never>;
+    revoked_at: Date | string | null;
+  };
+  oauth_access_token: { token_hash: Buffer; client_id: string; scopes: string; issued: Date | string; expires: Date | string };
+  oauth_token_throttle: { source: string; failures: number; window_start: Date | string };
   resource_history: {
     resource_type: string;
     id: string;
@@ -79,4 +115,19 @@ export interface Database {
     ciphertext: Buffer;
     created: ColumnType<Date, Date | undefined, never>;
   };
+  /** Migration 0004: single-use guest links (token hashed), invitations of a second clinician, daily traffic. */
+  consult_guest_link: {
+    id: string;
+    token_hash: Buffer;
+    appointment_id: string;
+    label: string;
+    created_by: string;
+    created: Date | string;
+    expires: Date | string;
+    used_at: Date | string | null;
+  };
+  consult_invitation: { appointment_id: string; practitioner_ref: string; invited_by: string; created: Date | string };
+  consult_traffic_daily: { day: string; sent_bytes: ColumnType<string | number, number, number>; received_bytes: ColumnType<string | number, number, number> };
+  /** Migration 0011: which version of the privacy notice a patient accepted for telehealth, when, through which account. */
+  telehealth_consent: { patient_ref: string; notice_version: string; accepted_at: Date | string; account_id: string; source: string };
 }

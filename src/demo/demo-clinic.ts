@@ -82,7 +82,7 @@ export async function seedDemoClinic(repo: Repository, options: { patients: numb
 
   const appointmentIds: string[] = [];
   let nextPatient = 0;
-  for (const practitioner of practitioners) {
+  for (const [index, practitioner] of practitioners.entries()) {
     const schedule = await repo.create({
       resourceType: 'Schedule',
       active: true,
@@ -93,11 +93,13 @@ export async function seedDemoClinic(repo: Repository, options: { patients: numb
     for (let slot = 0; slot < (8 * 60) / SLOT_MINUTES; slot++) {
       const start = at(60 + slot * SLOT_MINUTES);
       const end = at(60 + (slot + 1) * SLOT_MINUTES);
-      const booked = slot % 4 === 0 && patients.length > 0;
+      // Each practitioner books different times of day, so a patient seen by two of them never
+      // has two appointments at once, however few patients the demo has.
+      const booked = slot % 4 === index % 4 && patients.length > 0;
       const created = await repo.create({ resourceType: 'Slot', schedule: { reference: `Schedule/${schedule.id}` }, status: booked ? 'busy' : 'free', start, end });
       if (!booked) continue;
       const patient = patients[nextPatient++ % patients.length]!;
-      const mode: ConsultationMode = slot % 12 === 8 ? 'in-person' : 'telehealth';
+      const mode: ConsultationMode = Math.floor(slot / 4) % 3 === 2 ? 'in-person' : 'telehealth';
       const appointment = await repo.create({
         resourceType: 'Appointment',
         status: 'booked',

@@ -38,6 +38,8 @@ export async function documentRoutes(app: FastifyInstance, ctx: AppContext): Pro
     },
     async (request: FastifyRequest, reply) => {
       const query = request.query as { patient: string; title: string; encounter?: string; category?: string };
+      // The access policy decides uploads like any create; asked first, so a refused upload reads nothing.
+      await request.records.requireAccess('DocumentReference', 'create');
       const type = acceptedType(request.headers['content-type']);
       const bytes = request.body;
       if (!type || !Buffer.isBuffer(bytes)) throw new FhirError(415, operationOutcome('not-supported', `accepted types: ${ACCEPTED_TYPES.map((t) => t.contentType).join(', ')}`));
@@ -98,6 +100,7 @@ export async function documentRoutes(app: FastifyInstance, ctx: AppContext): Pro
 
   app.get('/api/documents/:id/content', { schema: { params: { type: 'object', properties: { id: uuid }, required: ['id'] } } }, async (request, reply) => {
     const { id } = request.params as { id: string };
+    // The bytes are only reachable through the DocumentReference read: the same policy, the same audit.
     const documentReference = await request.records.read('DocumentReference', id);
     const blob = await ctx.store.db.selectFrom('document_blob').selectAll().where('id', '=', id).executeTakeFirst();
     if (!blob) throw notFound(`DocumentReference/${id} has no stored content`);

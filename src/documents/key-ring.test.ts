@@ -179,3 +179,103 @@ describe('loadKeyRing', () => {
     expect(await fs.readdir(dataDir)).toEqual([]);
   });
 });
+
+describe('a key ring loaded from a key file re-reads it', () => {
+  const line = (key: Buffer) => `${key.toString('base64')}\n`;
+
+  async function ringOnFile(first: Buffer, clock: { t: number }) {
+    const dataDir = await tempDir();
+    const file = path.join(dataDir, 'master.key');
+    await writeKeyFile(file, line(first));
+    const events: unknown[] = [];
+    const ring = await loadKeyRing({ dataDir, createIfMissing: false, now: () => clock.t, onReload: (e) => events.push(e) });
+    return { file, ring, events };
+  }
+
+  it('when a row names a key it lacks and the file changed: at once, and the new first key becomes current', async () => {
+    const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+    const clock = { t: 1_000_000 };
+    const { file, ring, events } = await ringOnFile(oldKey, clock);
+    const [oldId, newId] = [kekFromBytes(oldKey).id, kekFromBytes(newKey).id];
+
+    // Another host rotated: the new key first, the old one kept.
+    await writeKeyFile(file, line(newKey) + line(oldKey));
+    expect(ring.byId(newId).key.equals(newKey)).toBe(true);
+    expect(ring.current().id).toBe(newId);
+    expect(ring.ids()).toEqual([newId, oldId]);
+    expect(events).toEqual([{ ids: [newId, oldId] }]);
+    expect(JSON.stringify(events)).not.toContain(newKey.toString('base64'));
+
+    // A second rotation right after: no interval to wait, the file changed again.
+    const third = randomBytes(32);
+    await writeKeyFile(file, line(third) + line(newKey) + line(oldKey));
+    expect(ring.byId(kekFromBytes(third).id).key.equals(third)).toBe(true);
+  });
+
+  it('re-reads an unchanged source at most once per interval for ids nobody has', () => {
+    const kek = kekFromBytes(randomBytes(32));
+    const clock = { t: 1_000_000 };
+    let reads = 0;
+    const ring = KeyRing.fromSource({ name: 'test', read: () => (reads++, { keks: [kek], currentId: kek.id }), version: () => 'same' }, { now: () => clock.t });
+    const stranger = kekFromBytes(randomBytes(32)).id;
+    expect(reads).toBe(1);
+    clock.t += 5_000;
+    expect(() => ring.byId(stranger)).toThrow(`unknown key-encryption key id "${stranger}"`);
+    expect(() => ring.byId(stranger)).toThrow(UnknownKeyError);
+    clock.t += 1_000;
+    expect(() => ring.byId(stranger)).toThrow(UnknownKeyError);
+    expect(reads).toBe(2);
+    clock.t += 1_500;
+    expect(() => ring.byId(stranger)).toThrow(UnknownKeyError);
+    expect(reads).toBe(3);
+    expect(ring.byId(kek.id)).toBe(kek);
+  });
+
+  it('notices a changed file within the refresh interval, so new documents move to the new key', async () => {
+    const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+    const clock = { t: 1_000_000 };
+    const { file, ring } = await ringOnFile(oldKey, clock);
+    await writeKeyFile(file, line(newKey) + line(oldKey));
+    // Same second as the load: mtime alone may not tell, so the refresh compares inode, size and mtime.
+    clock.t += 10_000;
+    expect(ring.current().id).toBe(kekFromBytes(oldKey).id);
+    clock.t += 25_000;
+    expect(ring.current().id).toBe(kekFromBytes(newKey).id);
+  });
+
+  it('keeps serving with the keys it has when the re-read fails, and says why', async () => {
+    const oldKey = randomBytes(32);
+    const clock = { t: 1_000_000 };
+    const { file, ring, events } = await ringOnFile(oldKey, clock);
+    const newKey = randomBytes(32);
+    await writeKeyFile(file, line(newKey) + line(oldKey), 0o644);
+    clock.t += 5_000;
+    const error = (() => {
+      try {
+        ring.byId(kekFromBytes(newKey).id);
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    expect(error).toBeInstanceOf(UnknownKeyError);
+    expect(error!.message).toContain('chmod 600');
+    expect(error!.message).not.toContain(newKey.toString('base64'));
+    expect(ring.current().id).toBe(kekFromBytes(oldKey).id);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ error: expect.stringContaining(file) });
+    // Not retried on every request: only once the file changes again (or the interval passes).
+    expect(() => ring.byId(kekFromBytes(newKey).id)).toThrow(UnknownKeyError);
+    expect(events).toHaveLength(1);
+    await fs.chmod(file, 0o600);
+    clock.t += 5_000;
+    expect(ring.byId(kekFromBytes(newKey).id).key.equals(newKey)).toBe(true);
+    expect(events).toHaveLength(2);
+  });
+
+  it('a ring from TELESALUD_MASTER_KEY has nothing to re-read', async () => {
+    const masterKey = randomBytes(32);
+    const ring = await loadKeyRing({ masterKey, dataDir: await tempDir(), createIfMissing: false });
+    expect(ring.source).toBeUndefined();
+    expect(ring.reload()).toBe(false);
+  });
+});

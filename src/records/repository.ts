@@ -1,22 +1,34 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Expression, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import type { Actor, RequestOrigin } from '../auth/actor.js';
+import { afterWrite, breakGlassGrant, patientsInReach, typeRefusal, visibleRows, writeRefusal, type Interaction } from '../auth/access/access-policy.js';
 import type { AuditAction, AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
 import { ResourceValidationError, validateResource } from './fhir/validation.js';
-import { badRequest, forbidden, gone, invalidResource, methodNotAllowed, notFound, preconditionFailed, unsupported } from './fhir/outcomes.js';
+import { badRequest, FhirError, forbidden, gone, invalidResource, methodNotAllowed, notFound, preconditionFailed, unsupported } from './fhir/outcomes.js';
+import { referenceTypeIssues } from './reference-rules.js';
 import { resourceTypeDef, type FhirResource, type ResourceTypeDef } from './resource-types.js';
 import { parseDateRange, sqlTimestamp } from './search/date-range.js';
 import { escapeLike, normalizeSearchString } from './search/normalize.js';
 import { isResourceId, type Filter, type SearchRequest } from './search/search-request.js';
+
+type StringFilter = Extract<Filter, { kind: 'string' }>;
 import { applyAfterWrite, checkBeforeWrite } from './write-rules.js';
 
 export interface SearchResult {
   resources: FhirResource[];
+  /** _include and _revinclude rows, each once. */
   included: FhirResource[];
   total?: number;
   hasMore: boolean;
+  /** What the searcher should know about the answer (an _revinclude cut at its limit). */
+  warnings?: string[];
 }
+
+/** At most this many rows come along per _revinclude: beyond it, the bundle says so and the searcher pages the type itself. */
+export const MAX_REVINCLUDE = 1000;
+/** A chained parameter may match at most this many targets (`patient.name=a`): its cost stays bounded and indexed. */
+export const MAX_CHAIN_MATCHES = 1000;
 
 /** What the server adds to every stored resource. */
 export type Stored<T> = T & { id: string; meta: { versionId: string; lastUpdated: string } };
@@ -48,15 +60,17 @@ export class Repository {
    */
   async create<T extends FhirResource>(input: T, options: { id?: string; alsoInTransaction?: (tx: Transaction<Database>) => Promise<void> } = {}): Promise<Stored<T>> {
     const def = this.typeDef(input.resourceType);
-    const resource = this.validated(input, def.type);
+    await this.checkType(def, 'create');
+    const resource = this.validated(input, def);
     const now = new Date().toISOString();
     const stored = { ...resource, id: options.id ?? randomUUID(), meta: { ...(resource.meta ?? {}), versionId: '1', lastUpdated: now } } as Stored<T>;
-    this.assertWritable(def, stored);
-    await this.db.transaction().execute(async (tx) => {
+    await this.transaction(async (tx) => {
+      await this.checkWrite(tx, 'create', def, stored, undefined);
       await checkBeforeWrite(tx, stored, undefined);
       await tx.insertInto(def.table).values({ ...this.indexColumns(def, stored), id: stored.id, version_id: 1, last_updated: now, content: JSON.stringify(stored) }).execute();
       await this.writeHistoryAndStrings(tx, def, stored, now);
       await applyAfterWrite(tx, stored);
+      await afterWrite(tx, this.actor, 'create', stored);
       await options.alsoInTransaction?.(tx as unknown as Transaction<Database>);
       await this.audit.recordIn(tx as unknown as Transaction<Database>, [this.entry('create', def, stored)]);
     });
@@ -66,19 +80,19 @@ export class Repository {
   /** Replace a resource. `expectedVersion` is the version the caller last saw: a stale one is refused. */
   async update<T extends FhirResource>(input: T, expectedVersion: string): Promise<Stored<T>> {
     const def = this.typeDef(input.resourceType);
-    const resource = this.validated(input, def.type);
+    await this.checkType(def, 'update');
+    const resource = this.validated(input, def);
     const id = resource.id;
     if (!id || !isResourceId(id)) throw notFound(`${def.type}/${id ?? ''} not found`);
-    return this.db.transaction().execute(async (tx) => {
-      const current = await this.lockCurrent(tx, def, id);
-      this.assertWritable(def, current.content);
+    return this.transaction(async (tx) => {
+      const current = await this.lockCurrent(tx, def, id, 'update');
       if (String(current.version_id) !== expectedVersion) {
         throw preconditionFailed(`${def.type}/${id} is at version ${current.version_id}, not ${expectedVersion}: reload it and apply your change again`);
       }
       const version = current.version_id + 1;
       const now = new Date().toISOString();
       const stored = { ...resource, id, meta: { ...(resource.meta ?? {}), versionId: String(version), lastUpdated: now } } as Stored<T>;
-      this.assertWritable(def, stored);
+      await this.checkWrite(tx, 'update', def, stored, current.content);
       await checkBeforeWrite(tx, stored, current.content);
       await tx
         .updateTable(def.table)
@@ -95,10 +109,11 @@ export class Repository {
 
   async delete(type: string, id: string): Promise<void> {
     const def = this.typeDef(type);
+    await this.checkType(def, 'delete');
     if (!isResourceId(id)) throw notFound(`${type}/${id} not found`);
-    await this.db.transaction().execute(async (tx) => {
-      const current = await this.lockCurrent(tx, def, id);
-      this.assertWritable(def, current.content);
+    await this.transaction(async (tx) => {
+      const current = await this.lockCurrent(tx, def, id, 'delete');
+      await this.checkWrite(tx, 'delete', def, undefined, current.content);
       const refusal = def.deleteRefusal(current.content);
       if (refusal) throw methodNotAllowed(`${type}/${id} can not be deleted: ${refusal}`);
       const version = current.version_id + 1;
@@ -112,7 +127,8 @@ export class Repository {
 
   async read(type: string, id: string): Promise<FhirResource> {
     const def = this.typeDef(type);
-    const row = await this.visibleRow(def, id);
+    await this.checkType(def, 'read');
+    const row = await this.visibleRow(def, id, 'read');
     if (row.deleted) throw gone(`${type}/${id} was deleted`);
     await this.audit.record(this.entry('read', def, row.content, row.compartments));
     return row.content;
@@ -120,7 +136,8 @@ export class Repository {
 
   async vread(type: string, id: string, versionId: string): Promise<FhirResource> {
     const def = this.typeDef(type);
-    const current = await this.visibleRow(def, id);
+    await this.checkType(def, 'read');
+    const current = await this.visibleRow(def, id, 'vread');
     if (!/^\d{1,9}$/.test(versionId)) throw notFound(`${type}/${id}/_history/${versionId} not found`);
     const version = await this.db
       .selectFrom('resource_history')
@@ -137,7 +154,8 @@ export class Repository {
 
   async history(type: string, id: string, count: number, offset: number): Promise<{ versions: { resource: FhirResource; deleted: boolean; versionId: number; lastUpdated: string }[]; total: number }> {
     const def = this.typeDef(type);
-    const current = await this.visibleRow(def, id);
+    await this.checkType(def, 'read');
+    const current = await this.visibleRow(def, id, 'history');
     const rows = await this.db
       .selectFrom('resource_history')
       .select(['content', 'deleted', 'version_id', 'last_updated'])
@@ -156,27 +174,48 @@ export class Repository {
 
   async search(request: SearchRequest): Promise<SearchResult> {
     const { def } = request;
-    const where = (eb: any) => eb.and([eb('deleted', '=', false), ...this.scopeConditions(def), ...request.filters.map((f) => this.condition(def, f))]);
+    await this.checkType(def, 'search');
+    const reach = await this.readReach();
+    const filters = await this.resolveChains(request.filters, reach);
+    // A string parameter drives the query as a join on its matched ids, so that PostgreSQL walks
+    // them in id order and stops at the page instead of probing every match (name search of a
+    // prefix matching 1,232 of 10,000 patients: 5.0 ms → 0.8 ms with the covering index of 0007).
+    const driving = filters.find((f): f is StringFilter => f.kind === 'string');
+    const from = () => (driving ? this.db.selectFrom(def.table).innerJoin(this.stringMatches(def, driving).as('matched'), 'matched.resource_id', `${def.table}.id`) : this.db.selectFrom(def.table));
+    const where = (eb: any) => eb.and([eb('deleted', '=', false), ...this.visibility(def, reach), ...filters.filter((f) => f !== driving).map((f) => this.condition(def, f))]);
     // The page is chosen on ids and sort keys alone; only its rows' JSON is fetched afterwards, so
     // sorting many matches never drags their documents along.
-    let query = this.db.selectFrom(def.table).select(['id', 'compartments']).where(where);
+    let query = from().select(['id', 'compartments']).where(where);
     for (const key of request.sort) query = query.orderBy(key.descending ? sql`${sql.ref(key.column)} desc nulls last` : sql`${sql.ref(key.column)} asc nulls last`);
     query = query.orderBy('id');
     const pageIds = request.count === 0 ? [] : ((await query.limit(request.count + 1).offset(request.offset).execute()) as { id: string; compartments: string[] }[]);
     const hasMore = pageIds.length > request.count;
     const page = await this.contentsInOrder(def, pageIds.slice(0, request.count));
     const total = request.total
-      ? Number(((await this.db.selectFrom(def.table).select((eb) => eb.fn.countAll().as('n')).where(where).executeTakeFirstOrThrow()) as { n: number }).n)
+      ? Number(((await from().select((eb: any) => eb.fn.countAll().as('n')).where(where).executeTakeFirstOrThrow()) as { n: number }).n)
       : undefined;
-    const included = await this.includes(request, page.map((r) => r.content));
+    const included = await this.includes(request, page.map((r) => r.content), reach);
+    const revincluded = await this.revincludes(request, page, reach);
+    const matched = new Set(page.map((r) => `${def.type}/${r.content.id}`));
+    const extra = [...included.rows, ...revincluded.rows].filter((r) => {
+      const key = `${r.content.resourceType}/${r.content.id}`;
+      return matched.has(key) ? false : (matched.add(key), true);
+    });
 
-    const seenPatients = new Set([...page, ...included.rows].flatMap((r) => r.compartments));
+    // Included rows are audited like matches: one entry per patient whose record the answer shows.
+    const seenPatients = new Set([...page, ...extra].flatMap((r) => r.compartments));
     const audits: AuditEntry[] = seenPatients.size > 0
-      ? [...seenPatients].map((patient) => ({ ...this.entry('search', def), patient, detail: { results: page.length } }))
+      ? [...seenPatients].map((patient) => ({ ...this.entry('search', def, undefined, [patient]), detail: { results: page.length } }))
       : [{ ...this.entry('search', def), detail: { results: page.length } }];
     await Promise.all(audits.map((a) => this.audit.record(a)));
 
-    return { resources: page.map((r) => r.content), included: included.rows.map((r) => r.content), ...(total !== undefined ? { total } : {}), hasMore };
+    return {
+      resources: page.map((r) => r.content),
+      included: extra.map((r) => r.content),
+      ...(total !== undefined ? { total } : {}),
+      hasMore,
+      ...(revincluded.warnings.length ? { warnings: revincluded.warnings } : {}),
+    };
   }
 
   /** Audit an access made outside the FHIR interactions (a document's bytes leaving, say). */
@@ -195,23 +234,62 @@ export class Repository {
     });
   }
 
-  // ---- access: the one place that decides what this actor may see and change ----
+  // ---- access: the policy (auth/access/access-policy.ts) decides, this applies it ----
 
-  private scopeConditions(def: ResourceTypeDef): Expression<SqlBool>[] {
-    const scope = this.actor.scope;
-    if (scope.kind === 'full' || !isCompartmentType(def)) return [];
-    return [sql<SqlBool>`compartments && ${sql.val(scope.patients)}::text[]`];
+  /** For a capability that does more than one interaction (a document upload): refuse early, before any of it. */
+  async requireAccess(type: string, interaction: Interaction): Promise<void> {
+    await this.checkType(this.typeDef(type), interaction);
   }
 
-  private canSee(def: ResourceTypeDef, compartments: string[]): boolean {
-    const scope = this.actor.scope;
-    if (scope.kind === 'full' || !isCompartmentType(def)) return true;
-    return compartments.some((c) => scope.patients.includes(c));
+  /** Refuses, before any data is touched, what this actor may never do with this type. */
+  private async checkType(def: ResourceTypeDef, interaction: Interaction): Promise<void> {
+    const refusal = typeRefusal(this.actor, def.type, interaction);
+    if (refusal) await this.recordRefusal(new AccessRefusal(forbidden(refusal), this.denial(interaction, def)));
   }
 
-  private assertWritable(def: ResourceTypeDef, _resource: FhirResource): void {
-    // Identity will widen this (a patient booking their own appointment); until then only full scope writes.
-    if (this.actor.scope.kind !== 'full') throw forbidden(`not allowed to change ${def.type} resources`);
+  private async checkWrite(tx: Transaction<any>, interaction: Interaction, def: ResourceTypeDef, next: FhirResource | undefined, previous: FhirResource | undefined): Promise<void> {
+    const refusal = await writeRefusal(tx as Transaction<Database>, this.actor, def, interaction, next, previous);
+    if (refusal) throw new AccessRefusal(forbidden(refusal), this.denial(interaction, def, previous ?? next));
+  }
+
+  /**
+   * The row conditions for what this actor may see of this type, for every query that returns rows
+   * or counts. `reach` (readReach) lets reads filter on the clinician's patients as a literal array;
+   * without it the policy computes them inside the query, as writes need within their transaction.
+   */
+  private visibility(def: ResourceTypeDef, reach?: readonly string[]): Expression<SqlBool>[] {
+    const condition = visibleRows(this.actor, def, reach);
+    return condition ? [condition] : [];
+  }
+
+  /** The clinician's patients, resolved once per repository (one per request) for its reads; undefined for other actors. */
+  private readReach(): Promise<readonly string[] | undefined> {
+    if (this.actor.scope.kind !== 'clinician') return Promise.resolve(undefined);
+    this.reach ??= patientsInReach(this.db as unknown as Kysely<Database>, this.actor);
+    return this.reach;
+  }
+  private reach: Promise<readonly string[]> | undefined;
+
+  /** A write's transaction; a refusal inside it is audited once the transaction has rolled back (never inside it: see AuditLog.record). */
+  private transaction<T>(work: (tx: Transaction<any>) => Promise<T>): Promise<T> {
+    // A write may change whom a clinician is in care of: the next read asks again.
+    this.reach = undefined;
+    return this.db
+      .transaction()
+      .execute(work)
+      .catch((err: unknown) => this.recordRefusal(err))
+      .finally(() => {
+        this.reach = undefined;
+      });
+  }
+
+  private async recordRefusal(err: unknown): Promise<never> {
+    if (err instanceof AccessRefusal) await this.audit.record(err.entry);
+    throw err;
+  }
+
+  private denial(action: AuditAction, def: ResourceTypeDef, resource?: FhirResource, compartments?: string[]): AuditEntry {
+    return { ...this.entry(action, def, resource, compartments), outcome: 'denied' };
   }
 
   // ---- storage details ----
@@ -222,29 +300,41 @@ export class Repository {
     return def;
   }
 
-  private validated<T extends FhirResource>(input: T, type: string): T {
+  private validated<T extends FhirResource>(input: T, def: ResourceTypeDef): T {
     try {
-      validateResource(input, type);
+      validateResource(input, def.type);
     } catch (err) {
       if (err instanceof ResourceValidationError) throw invalidResource(err.issues);
       throw err;
     }
+    const wrongTargets = referenceTypeIssues(def, input);
+    if (wrongTargets.length > 0) throw invalidResource(wrongTargets);
     return input;
   }
 
-  private async visibleRow(def: ResourceTypeDef, id: string): Promise<StoredRow> {
+  /** The row if this actor may see it; one that exists but is out of reach answers like a missing one (and is audited as denied). */
+  private async visibleRow(def: ResourceTypeDef, id: string, action: AuditAction): Promise<StoredRow> {
+    const reach = isResourceId(id) ? await this.readReach() : undefined;
     const row = isResourceId(id)
-      ? ((await this.db.selectFrom(def.table).select(['content', 'deleted', 'compartments', 'version_id']).where('id', '=', id).executeTakeFirst()) as StoredRow | undefined)
+      ? ((await this.db.selectFrom(def.table).select(['content', 'deleted', 'compartments', 'version_id', this.visibleColumn(def, reach)]).where('id', '=', id).executeTakeFirst()) as (StoredRow & { visible: boolean }) | undefined)
       : undefined;
-    if (!row || !this.canSee(def, row.compartments)) throw notFound(`${def.type}/${id} not found`);
+    if (row && !row.visible) await this.recordRefusal(new AccessRefusal(notFound(`${def.type}/${id} not found`), this.denial(action, def, undefined, row.compartments)));
+    if (!row) throw notFound(`${def.type}/${id} not found`);
     return row;
   }
 
-  private async lockCurrent(tx: Transaction<any>, def: ResourceTypeDef, id: string): Promise<StoredRow> {
-    const row = (await tx.selectFrom(def.table).select(['id', 'version_id', 'deleted', 'content', 'compartments']).where('id', '=', id).forUpdate().executeTakeFirst()) as StoredRow | undefined;
-    if (!row || !this.canSee(def, row.compartments)) throw notFound(`${def.type}/${id} not found`);
+  private async lockCurrent(tx: Transaction<any>, def: ResourceTypeDef, id: string, action: AuditAction): Promise<StoredRow> {
+    const row = (await tx.selectFrom(def.table).select(['id', 'version_id', 'deleted', 'content', 'compartments', this.visibleColumn(def)]).where('id', '=', id).forUpdate().executeTakeFirst()) as
+      | (StoredRow & { visible: boolean })
+      | undefined;
+    if (row && !row.visible) throw new AccessRefusal(notFound(`${def.type}/${id} not found`), this.denial(action, def, undefined, row.compartments));
+    if (!row) throw notFound(`${def.type}/${id} not found`);
     if (row.deleted) throw gone(`${def.type}/${id} was deleted`);
     return row;
+  }
+
+  private visibleColumn(def: ResourceTypeDef, reach?: readonly string[]) {
+    return sql<boolean>`${visibleRows(this.actor, def, reach) ?? sql`true`}`.as('visible');
   }
 
   private indexColumns(def: ResourceTypeDef, resource: FhirResource): Record<string, unknown> {
@@ -291,19 +381,89 @@ export class Repository {
         return sql<SqlBool>`${sql.ref(filter.column)} && ${sql.val(filter.anyOf)}::text[]`;
       case 'date':
         return sql<SqlBool>`(${sql.join(filter.anyOf.map(({ prefix, range }) => dateCondition(filter.column, prefix, range.low, range.high)), sql` or `)})`;
-      case 'string': {
-        const patterns = filter.anyOf.map((v) => (filter.match === 'exact' ? escapeLike(v) : filter.match === 'contains' ? `%${escapeLike(v)}%` : `${escapeLike(v)}%`));
-        // `= any(array(…))` makes PostgreSQL probe the primary key with the matched ids instead of
-        // hash-joining a scan of the whole table (measured: 18 ms → 3 ms for a prefix matching 8% of 10,000 patients).
-        return sql<SqlBool>`id = any(array(select resource_id from search_string where resource_type = ${def.type} and code = ${filter.code} and (${sql.join(
-          patterns.map((p) => sql`value like ${p}`),
-          sql` or `,
-        )})))`;
-      }
+      case 'string':
+        // A second string parameter: `= any(array(…))` makes PostgreSQL probe the primary key with
+        // the matched ids instead of hash-joining a scan of the whole table.
+        return sql<SqlBool>`id = any(array(${this.stringMatches(def, filter)}))`;
+      case 'chain':
+        throw new Error('chained parameters are resolved (resolveChains) before the query is built');
     }
   }
 
-  private async includes(request: SearchRequest, resources: FhirResource[]): Promise<{ rows: StoredRow[] }> {
+  /**
+   * A chained parameter becomes a reference filter on the ids its targets match, found first with
+   * the targets' own indexes (and only among targets this actor may see): the main query then
+   * gets a literal array that the GIN index and its statistics answer, and the cost stays bounded
+   * by MAX_CHAIN_MATCHES.
+   */
+  private async resolveChains(filters: Filter[], reach: readonly string[] | undefined): Promise<Filter[]> {
+    const resolved: Filter[] = [];
+    for (const filter of filters) {
+      if (filter.kind !== 'chain') {
+        resolved.push(filter);
+        continue;
+      }
+      const refs: string[] = [];
+      for (const target of filter.targets) {
+        await this.checkType(target.def, 'search');
+        const rows = (await this.db
+          .selectFrom(target.def.table)
+          .select('id')
+          .where((eb: any) => eb.and([eb('deleted', '=', false), ...this.visibility(target.def, reach), this.condition(target.def, target.filter)]))
+          .limit(MAX_CHAIN_MATCHES + 1)
+          .execute()) as { id: string }[];
+        refs.push(...rows.map((r) => `${target.def.type}/${r.id}`));
+        if (refs.length > MAX_CHAIN_MATCHES) throw badRequest(`${filter.key} matches more than ${MAX_CHAIN_MATCHES} resources: narrow it (a longer name, or search the target type first)`, filter.key);
+      }
+      resolved.push({ kind: 'reference', column: filter.column, anyOf: refs });
+    }
+    return resolved;
+  }
+
+  /** The distinct ids of resources whose search strings match, from the index alone. */
+  private stringMatches(def: ResourceTypeDef, filter: StringFilter) {
+    const patterns = filter.anyOf.map((v) => (filter.match === 'exact' ? escapeLike(v) : filter.match === 'contains' ? `%${escapeLike(v)}%` : `${escapeLike(v)}%`));
+    return this.db
+      .selectFrom('search_string')
+      .select('resource_id')
+      .distinct()
+      .where('resource_type', '=', def.type)
+      .where('code', '=', filter.code)
+      .where((eb: any) => eb.or(patterns.map((p) => eb('value', 'like', p))));
+  }
+
+  /** The resources of each _revinclude source type that point to a resource of the page, as the actor may see them. */
+  private async revincludes(request: SearchRequest, page: StoredRow[], reach: readonly string[] | undefined): Promise<{ rows: StoredRow[]; warnings: string[] }> {
+    const rows: StoredRow[] = [];
+    const warnings: string[] = [];
+    if (page.length === 0) return { rows, warnings };
+    const seen = new Set(page.map((r) => `${request.def.type}/${r.content.id}`));
+    const refs = [...seen];
+    for (const rev of request.revinclude) {
+      // As for _include: a type this actor may not read never comes along, and rows out of reach are left out by the policy's condition.
+      if (typeRefusal(this.actor, rev.source.type, 'read')) continue;
+      const found = (await this.db
+        .selectFrom(rev.source.table)
+        .select(['id', 'content', 'compartments'])
+        .where((eb: any) => eb.and([eb('deleted', '=', false), sql<SqlBool>`${sql.ref(rev.param.column)} && ${sql.val(refs)}::text[]`, ...this.visibility(rev.source, reach)]))
+        .orderBy('last_updated', 'desc')
+        .orderBy('id')
+        .limit(MAX_REVINCLUDE + 1)
+        .execute()) as StoredRow[];
+      if (found.length > MAX_REVINCLUDE) {
+        warnings.push(`_revinclude=${rev.source.type}:${rev.param.code} brought the latest ${MAX_REVINCLUDE} only; search ${rev.source.type}?${rev.param.code}=… for the rest`);
+      }
+      for (const row of found.slice(0, MAX_REVINCLUDE)) {
+        const key = `${rev.source.type}/${row.id}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        rows.push(row);
+      }
+    }
+    return { rows, warnings };
+  }
+
+  private async includes(request: SearchRequest, resources: FhirResource[], reach: readonly string[] | undefined): Promise<{ rows: StoredRow[] }> {
     const rows: StoredRow[] = [];
     const seen = new Set<string>();
     for (const inc of request.include) {
@@ -319,10 +479,12 @@ export class Repository {
       }
       for (const [type, ids] of refsByType) {
         const def = resourceTypeDef(type)!;
+        // Included types follow the same policy as searched ones: what read would refuse never comes along.
+        if (typeRefusal(this.actor, type, 'read')) continue;
         const found = (await this.db
           .selectFrom(def.table)
           .select(['content', 'compartments'])
-          .where((eb: any) => eb.and([eb('deleted', '=', false), sql<SqlBool>`id = any(${sql.val([...ids])}::uuid[])`, ...this.scopeConditions(def)]))
+          .where((eb: any) => eb.and([eb('deleted', '=', false), sql<SqlBool>`id = any(${sql.val([...ids])}::uuid[])`, ...this.visibility(def, reach)]))
           .execute()) as StoredRow[];
         rows.push(...found);
       }
@@ -332,12 +494,14 @@ export class Repository {
 
   private entry(action: AuditAction, def: ResourceTypeDef, resource?: FhirResource, compartments?: string[]): AuditEntry {
     const patient = (compartments ?? (resource ? def.compartment(resource) : []))[0];
+    const breakGlass = breakGlassGrant(this.actor, patient);
     return {
       actor: this.actor.ref,
       action,
       resourceType: def.type,
       ...(resource?.id ? { resourceId: resource.id } : {}),
       ...(patient ? { patient } : {}),
+      ...(breakGlass ? { breakGlass } : {}),
       outcome: 'success',
       source: this.origin.source,
       requestId: this.origin.requestId,
@@ -351,10 +515,6 @@ function searchableStrings(value: string): string[] {
   if (!whole) return [];
   const words = whole.split(/[\s-]+/).filter((w) => w.length > 0 && w !== whole);
   return [whole, ...words];
-}
-
-function isCompartmentType(def: ResourceTypeDef): boolean {
-  return def.type === 'Patient' || def.params.some((p) => p.code === 'patient');
 }
 
 function dateCondition(column: string, prefix: string, lowDate: Date, highDate: Date): Expression<SqlBool> {
@@ -378,5 +538,12 @@ function dateCondition(column: string, prefix: string, lowDate: Date, highDate: 
       return sql<SqlBool>`${c} >= ${low}::timestamptz`;
     default:
       throw badRequest(`unknown date prefix ${prefix}`);
+  }
+}
+
+/** A refusal by the access policy, carrying the audit entry that records it as denied. */
+class AccessRefusal extends FhirError {
+  constructor(error: FhirError, readonly entry: AuditEntry) {
+    super(error.status, error.outcome);
   }
 }

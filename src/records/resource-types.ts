@@ -17,8 +17,16 @@ export interface SearchParam {
   code: string;
   type: SearchParamType;
   column: string;
-  /** For reference params: the resource types it may point to (used by _include). */
+  /** For reference params: the resource types it may point to (used by _include, _revinclude, chains, and checked on write). */
   targets?: string[];
+  /**
+   * For reference params that pick the references of their target types out of a wider element
+   * (Appointment.patient from participant.actor): their targets select, they don't constrain, so
+   * writes are checked against the param that covers the whole element instead.
+   */
+  selects?: true;
+  /** The element a reference param covers, where it is not named like the param (for error messages). */
+  element?: string;
   extract(resource: any): unknown[];
 }
 
@@ -61,6 +69,8 @@ const humanNameStrings = (names: any, part: 'family' | 'given' | 'all'): string[
 
 const token = (code: string, extract: (r: any) => string[], column = code): SearchParam => ({ code, type: 'token', column: col(column), extract });
 const reference = (code: string, targets: string[], extract: (r: any) => string[], column = code): SearchParam => ({ code, type: 'reference', column: col(column), targets, extract });
+const at = (element: string, param: SearchParam): SearchParam => ({ ...param, element });
+const selecting = (code: string, targets: string[], extract: (r: any) => string[], column = code): SearchParam => ({ ...reference(code, targets, extract, column), selects: true });
 const date = (code: string, extract: (r: any) => string[], column = code): SearchParam => ({ code, type: 'date', column: col(column), extract });
 const string = (code: string, extract: (r: any) => string[], column = code): SearchParam => ({ code, type: 'string', column: col(column), extract });
 function col(code: string): string {
@@ -68,7 +78,7 @@ function col(code: string): string {
 }
 
 const identifier = token('identifier', (r) => identifierTokens(r.identifier));
-const subjectPatient = reference('patient', ['Patient'], (r) => refsOfType('Patient', r.subject, r.patient));
+const subjectPatient = selecting('patient', ['Patient'], (r) => refsOfType('Patient', r.subject, r.patient));
 const subject = reference('subject', ['Patient'], (r) => refs(r.subject));
 const encounterRef = (extract: (r: any) => unknown) => reference('encounter', ['Encounter'], (r) => refs(extract(r)));
 const subjectCompartment = (r: any) => refsOfType('Patient', r.subject, r.patient);
@@ -96,8 +106,8 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       ...personParams(),
       date('birthdate', (r) => dates(r.birthDate)),
       token('language', (r) => arr(r.communication).flatMap((c: any) => codeableTokens(c?.language))),
-      reference('general-practitioner', ['Practitioner', 'Organization'], (r) => refs(r.generalPractitioner)),
-      reference('organization', ['Organization'], (r) => refs(r.managingOrganization)),
+      at('generalPractitioner', reference('general-practitioner', ['Practitioner', 'Organization'], (r) => refs(r.generalPractitioner))),
+      at('managingOrganization', reference('organization', ['Organization'], (r) => refs(r.managingOrganization))),
     ],
     compartment: (r) => (r.id ? [`Patient/${r.id}`] : []),
     deleteRefusal: never('patient records are kept; set Patient.active to false instead'),
@@ -123,7 +133,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       identifier,
       string('name', (r) => [r.name, ...arr(r.alias)].filter((v) => typeof v === 'string')),
       token('status', (r) => codeTokens(r.status)),
-      reference('organization', ['Organization'], (r) => refs(r.managingOrganization)),
+      at('managingOrganization', reference('organization', ['Organization'], (r) => refs(r.managingOrganization))),
     ],
     compartment: () => [],
     deleteRefusal: never('locations stay referenced by the record; set Location.status to inactive instead'),
@@ -160,10 +170,10 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       identifier,
       date('date', (r) => dates(r.start)),
       token('status', (r) => codeTokens(r.status)),
-      reference('patient', ['Patient'], (r) => refsOfType('Patient', arr(r.participant).map((p: any) => p?.actor))),
-      reference('practitioner', ['Practitioner'], (r) => refsOfType('Practitioner', arr(r.participant).map((p: any) => p?.actor))),
-      reference('location', ['Location'], (r) => refsOfType('Location', arr(r.participant).map((p: any) => p?.actor))),
-      reference('actor', ['Patient', 'Practitioner', 'Location'], (r) => refs(arr(r.participant).map((p: any) => p?.actor))),
+      selecting('patient', ['Patient'], (r) => refsOfType('Patient', arr(r.participant).map((p: any) => p?.actor))),
+      selecting('practitioner', ['Practitioner'], (r) => refsOfType('Practitioner', arr(r.participant).map((p: any) => p?.actor))),
+      selecting('location', ['Location'], (r) => refsOfType('Location', arr(r.participant).map((p: any) => p?.actor))),
+      at('participant.actor', reference('actor', ['Patient', 'Practitioner', 'Location'], (r) => refs(arr(r.participant).map((p: any) => p?.actor)))),
       reference('slot', ['Slot'], (r) => refs(r.slot)),
       token('service-type', (r) => codeableTokens(r.serviceType)),
       token('appointment-type', (r) => codeableTokens(r.appointmentType)),
@@ -183,7 +193,8 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       token('class', (r) => codingTokens(r.class)),
       token('type', (r) => codeableTokens(r.type)),
       reference('appointment', ['Appointment'], (r) => refs(r.appointment)),
-      reference('practitioner', ['Practitioner'], (r) => refsOfType('Practitioner', arr(r.participant).map((p: any) => p?.individual))),
+      // participant.individual may also be a PractitionerRole or RelatedPerson, which the record does not hold.
+      selecting('practitioner', ['Practitioner'], (r) => refsOfType('Practitioner', arr(r.participant).map((p: any) => p?.individual))),
     ],
     compartment: subjectCompartment,
     deleteRefusal: never('encounters are part of the legal record; set Encounter.status to entered-in-error instead'),
@@ -226,7 +237,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
     table: 'allergy_intolerance',
     params: [
       identifier,
-      subjectPatient,
+      reference('patient', ['Patient'], (r) => refs(r.patient)),
       token('code', (r) => codeableTokens(r.code)),
       token('clinical-status', (r) => codeableTokens(r.clinicalStatus)),
       token('criticality', (r) => codeTokens(r.criticality)),
@@ -280,7 +291,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       token('type', (r) => codeableTokens(r.type)),
       date('date', (r) => dates(r.date)),
       reference('author', ['Practitioner'], (r) => refs(r.author)),
-      reference('related-ref', ['Composition'], (r) => refs(arr(r.relatesTo).map((x: any) => x?.targetReference))),
+      at('relatesTo.targetReference', reference('related-ref', ['Composition'], (r) => refs(arr(r.relatesTo).map((x: any) => x?.targetReference)))),
     ],
     compartment: subjectCompartment,
     deleteRefusal: (r) => (r.status === 'preliminary' ? undefined : 'signed notes are read-only; write an addendum instead'),
@@ -296,7 +307,7 @@ export const RESOURCE_TYPES: readonly ResourceTypeDef[] = [
       token('category', (r) => codeableTokens(r.category)),
       token('status', (r) => codeTokens(r.status)),
       date('date', (r) => dates(r.date)),
-      encounterRef((r) => r.context?.encounter),
+      at('context.encounter', encounterRef((r) => r.context?.encounter)),
     ],
     compartment: subjectCompartment,
     deleteRefusal: never('documents are part of the legal record; set DocumentReference.status to entered-in-error instead'),

@@ -1,12 +1,14 @@
 import type { AuditLog } from '../audit/audit-log.js';
 import type { TokenVerifier } from '../auth/bootstrap-token.js';
 import type { Bus } from '../cluster/bus.js';
+import type { BanStore } from '../edge/ban-store.js';
 import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { KeyRing } from '../documents/key-ring.js';
 import type { Logger } from '../logging/logger.js';
 import type { SessionStore } from '../auth/sessions/session-store.js';
 import type { SignInService } from '../auth/sign-in/sign-in-service.js';
+import type { ConsultRooms } from '../consult/consult-rooms.js';
 
 /** Everything a node holds while it runs. Nothing a later request needs lives only here. */
 export interface AppContext {
@@ -19,7 +21,13 @@ export interface AppContext {
   adminToken: TokenVerifier;
   sessions: SessionStore;
   signIn: SignInService;
+  /** This node's consultation rooms (in memory while in use) and their signaling. */
+  consult: ConsultRooms;
   version: string;
+  /** Random per process: names this node in the farm's presence (Redis) and its bus channel. */
+  nodeId: string;
+  /** The shield's bans, shared by the farm's nodes through Redis; absent: the shield keeps them in memory. */
+  bans?: BanStore;
   /** Set on SIGTERM: /readyz turns 503 so load balancers move traffic away. */
   lifecycle: { draining: boolean };
 }

@@ -4,11 +4,24 @@ import type { Server } from 'node:https';
 import fastifyCookie from '@fastify/cookie';
 import { registerAuthentication } from '../auth/authenticate.js';
 import { authRoutes } from '../auth/auth-routes.js';
+import { accountAdminRoutes } from '../auth/admin/account-admin-routes.js';
+import { invitationRoutes } from '../auth/invitations/invitation-routes.js';
+import { mfaRoutes } from '../auth/mfa/mfa-routes.js';
+import { passkeyRoutes } from '../auth/passkeys/passkey-routes.js';
+import { accessRoutes } from '../auth/access/access-routes.js';
+import { oauthRoutes } from '../auth/oauth/oauth-routes.js';
+import { auditRoutes } from '../audit/audit-routes.js';
+import { recordAccessRoutes } from '../audit/record-access-routes.js';
+import { privacyRoutes } from '../privacy/privacy-routes.js';
+import { consultRoutes } from '../consult/consult-routes.js';
 import { documentRoutes } from '../documents/document-routes.js';
 import { fhirRoutes } from '../records/fhir/fhir-routes.js';
 import type { AppContext } from './app-context.js';
 import { registerErrorHandling } from './errors.js';
+import { shield } from '../edge/shield-plugin.js';
 import { healthRoutes } from './health-routes.js';
+import { registerMetrics } from '../observability/metrics.js';
+import { webAppRoutes } from './web-app-routes.js';
 
 /**
  * The HTTP application of one node. `https` is given when serving for real; tests may
@@ -39,11 +52,24 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
   });
 
   registerErrorHandling(app);
+  await app.register(shield, ctx);
   await app.register(fastifyCookie);
   registerAuthentication(app, ctx);
   await app.register(healthRoutes, ctx);
+  registerMetrics(app, ctx);
   await app.register(fhirRoutes, ctx);
   await app.register(documentRoutes, ctx);
   await app.register(authRoutes, ctx);
+  await app.register(mfaRoutes, ctx);
+  await app.register(passkeyRoutes, ctx);
+  await app.register(invitationRoutes, ctx);
+  await app.register(accountAdminRoutes, ctx);
+  await app.register(accessRoutes, ctx);
+  await app.register(oauthRoutes, ctx);
+  await app.register(auditRoutes, ctx);
+  await app.register(recordAccessRoutes, ctx);
+  await app.register(privacyRoutes, ctx);
+  await app.register(consultRoutes, ctx);
+  await app.register(webAppRoutes, ctx);
   return app;
 }

@@ -2,7 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { ping } from '../db/database.js';
 import type { AppContext } from './app-context.js';
 
-/** Liveness says the process answers; readiness says it should be sent traffic. */
+/**
+ * Liveness says the process answers; readiness says it should be sent traffic. Redis is for
+ * speed, not for truth: a node whose Redis is down stays ready (sign-in and the record work
+ * on PostgreSQL alone) and says what is degraded, so monitoring sees it and load balancers
+ * don't take every node out at once.
+ */
 export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'alive' }));
 
@@ -13,7 +18,17 @@ export async function healthRoutes(app: FastifyInstance, ctx: AppContext): Promi
     } catch {
       return reply.code(503).send({ status: 'unready', database: 'unreachable' });
     }
-    return { status: 'ready', database: ctx.store.kind };
+    const bus = ctx.bus.status();
+    if (bus.redis === 'none') return { status: 'ready', database: ctx.store.kind };
+    return {
+      status: 'ready',
+      database: ctx.store.kind,
+      node: ctx.nodeId,
+      redis: bus.redis === 'connected' ? 'up' : 'down',
+      ...(bus.redis === 'down' ? { redisDownSince: bus.since } : {}),
+      // Down: each node runs the consultations whose sockets it holds; across nodes they can't meet.
+      signaling: bus.redis === 'connected' ? 'farm' : 'degraded',
+    };
   });
 }
 

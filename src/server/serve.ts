@@ -7,8 +7,8 @@ import { seedDemoIfEmpty } from '../demo/seed-demo-command.js';
 import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
 
 /**
- * `telesalud serve`: one node on one TLS port. On SIGTERM or SIGINT it turns unready, stops
- * taking connections, lets in-flight requests finish, flushes the audit and closes the store,
+ * `telesalud serve`: one node on one TLS port. On SIGTERM or SIGINT it turns unready, keeps
+ * serving for TELESALUD_DRAIN_DELAY_MS while the load balancer notices, stops taking connections, lets in-flight requests finish, flushes the audit and closes the store,
  * within TELESALUD_SHUTDOWN_TIMEOUT_MS.
  */
 export async function serve(config: Config, options: { demo?: boolean } = {}): Promise<void> {
@@ -35,6 +35,7 @@ export async function serve(config: Config, options: { demo?: boolean } = {}): P
     }, config.shutdownTimeoutMs);
     force.unref();
     try {
+      if (config.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
       await app.close();
       await node.stop();
       logger.info('stopped');

@@ -1,5 +1,7 @@
 import type { TestNode } from './test-node.js';
 import { CONSULTATION_MODE_SYSTEM } from '../records/telesalud-codes.js';
+import { currentTotpCode } from '../auth/mfa/totp.js';
+import { SESSION_COOKIE } from '../auth/sessions/session-store.js';
 
 /** Small builders for valid resources, so tests say only what differs. */
 export const patient = (family: string, given: string[], extra: Record<string, unknown> = {}) => ({
@@ -47,3 +49,10 @@ export async function search(node: TestNode, query: string): Promise<any> {
 }
 
 export const ids = (bundle: any, mode = 'match'): string[] => bundle.entry.filter((e: any) => e.search?.mode === mode).map((e: any) => e.resource.id);
+
+/** Signs in through the API and answers what a browser would then hold: the session cookie and its CSRF token. */
+export async function signInSession(node: TestNode, email: string, password: string, totpSecret?: string): Promise<{ cookies: Record<string, string>; csrf: string }> {
+  const res = await node.app.inject({ method: 'POST', url: '/api/auth/sign-in', payload: { email, password, ...(totpSecret ? { code: currentTotpCode(totpSecret) } : {}) } });
+  if (res.statusCode !== 200) throw new Error(`sign-in ${res.statusCode} ${res.body}`);
+  return { cookies: { [SESSION_COOKIE]: res.cookies.find((c) => c.name === SESSION_COOKIE)!.value }, csrf: res.json().csrfToken as string };
+}

@@ -3,22 +3,39 @@ import { sql } from 'kysely';
 import type { AuditAction, AuditLog } from '../../audit/audit-log.js';
 import type { Database } from '../../db/schema.js';
 import type { KeyRing } from '../../documents/key-ring.js';
-import { totpSealingKey } from '../accounts/account-keys.js';
+import { openAccountTotpSecret } from '../accounts/account-keys.js';
 import { consumeRecoveryCode } from '../mfa/recovery-codes.js';
-import { openTotpSecret, verifyTotp } from '../mfa/totp.js';
+import { verifyTotp } from '../mfa/totp.js';
 import { verifyPassword } from '../passwords/index.js';
-import { ROLES_REQUIRING_MFA, type Role } from '../roles.js';
-import type { SessionStore } from '../sessions/session-store.js';
+import { authPolicy } from '../policy/auth-policy.js';
+import { passwordExpiryOf } from '../accounts/account-passwords.js';
+import type { Role } from '../roles.js';
+import type { SessionRestriction, SessionStore } from '../sessions/session-store.js';
 
 type AccountRow = Selectable<Database['account']>;
 
+/** What a second factor can be, in the order a sign-in form offers them. */
+export type SecondFactorMethod = 'totp' | 'passkey' | 'recovery-code';
+
 export type SignInResult =
-  | { kind: 'signed-in'; account: { id: string; email: string; role: Role; fhirRef: string | null }; token: string; csrfToken: string; expires: Date }
+  | {
+      kind: 'signed-in';
+      account: { id: string; email: string; role: Role; fhirRef: string | null };
+      token: string;
+      csrfToken: string;
+      expires: Date;
+      /** Set when the session may only change the password or enrol a second factor. */
+      restriction: SessionRestriction | null;
+      /** Within the warning period (or past it): when the password expires. */
+      passwordExpiresAt?: Date;
+    }
   /** The password was right; a second factor is needed. Said only after a correct password. */
-  | { kind: 'mfa-required' }
+  | { kind: 'mfa-required'; accountId: string; methods: SecondFactorMethod[] }
   /** Wrong email, password or code, or a paused account: one answer for all, so nothing is revealed. */
   | { kind: 'refused' }
   | { kind: 'throttled'; retryAfterSeconds: number };
+
+type Security = (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) => Promise<void>;
 
 /** Guessing defences, shared by every node through the database. */
 export const SIGN_IN_LIMITS = {
@@ -47,8 +64,7 @@ export class SignInService {
     if (sourceWait > 0) return { kind: 'throttled', retryAfterSeconds: sourceWait };
 
     const account = await this.db.selectFrom('account').selectAll().where('email', '=', email).executeTakeFirst();
-    const security = (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) =>
-      this.audit.record({ actor: account ? `account:${account.id}` : 'anonymous', action, outcome, source: origin.source, requestId: origin.requestId, ...(account?.fhir_ref?.startsWith('Patient/') ? { patient: account.fhir_ref } : {}), ...(detail ? { detail } : {}) });
+    const security = this.securityLog(account, origin);
 
     if (account && this.accountWait(account, now) > 0) {
       // Paused: refuse without checking the password, so guessing gains nothing, and say nothing more.
@@ -65,25 +81,114 @@ export class SignInService {
     }
 
     const role = account.role as Role;
-    if (account.totp_secret_sealed || ROLES_REQUIRING_MFA.has(role)) {
-      if (!input.code) return { kind: 'mfa-required' };
-      if (!(await this.secondFactorOk(account, input.code, now))) {
+    const policy = await authPolicy(this.db).current();
+    const methods = await this.secondFactors(account);
+    let restriction: SessionRestriction | null = null;
+    let method = 'password';
+    if (methods.length > 0) {
+      if (!input.code) return { kind: 'mfa-required', accountId: account.id, methods };
+      const used = await this.secondFactorOk(account, input.code, now);
+      if (!used) {
         await this.countFailure(account.id, origin.source, now, security);
         return { kind: 'refused' };
       }
+      method = used;
+    } else if (policy.mfaRequired[role]) {
+      // The policy wants a second factor and none is enrolled yet (new account, admin reset, policy
+      // just changed): the password gets a session that can do nothing but enrol one.
+      restriction = 'mfa-enrolment';
     }
-
-    await this.db.updateTable('account').set({ failed_sign_ins: 0, locked_until: null }).where('id', '=', account.id).execute();
-    const session = await this.sessions.create({ id: account.id, role }, origin, now);
-    await security('sign-in', 'success');
-    return { kind: 'signed-in', account: { id: account.id, email: account.email, role, fhirRef: account.fhir_ref }, ...session };
+    return this.finishSignIn(account, origin, now, method, restriction);
   }
 
-  private async secondFactorOk(account: AccountRow, code: string, now: Date): Promise<boolean> {
+  /**
+   * The second step of a passkey sign-in, once the assertion was verified against the challenge
+   * that a correct password earned: the account must still be active and not paused.
+   */
+  async signInWithPasskey(accountId: string, origin: { source: string; userAgent?: string; requestId: string }, now = new Date()): Promise<SignInResult> {
+    const account = await this.db.selectFrom('account').selectAll().where('id', '=', accountId).executeTakeFirst();
+    if (!account || account.status !== 'active' || this.accountWait(account, now) > 0) {
+      await this.countFailure(account?.id, origin.source, now, this.securityLog(account, origin));
+      return { kind: 'refused' };
+    }
+    return this.finishSignIn(account, origin, now, 'passkey', null);
+  }
+
+  private async finishSignIn(account: AccountRow, origin: { source: string; userAgent?: string; requestId: string }, now: Date, method: string, restriction: SessionRestriction | null): Promise<SignInResult> {
+    const role = account.role as Role;
+    await this.db.updateTable('account').set({ failed_sign_ins: 0, locked_until: null, last_failed_at: null }).where('id', '=', account.id).execute();
+    const expiry = await passwordExpiryOf(this.db, account, now);
+    // An expired password must be changed before anything else; enrolment (if due) comes first.
+    const effective = restriction ?? (expiry.expired ? 'password-expired' : null);
+    const session = await this.sessions.create({ id: account.id, role }, origin, now, effective);
+    await this.securityLog(account, origin)('sign-in', 'success', { method, ...(effective ? { restriction: effective } : {}) });
+    return {
+      kind: 'signed-in',
+      account: { id: account.id, email: account.email, role, fhirRef: account.fhir_ref },
+      ...session,
+      restriction: effective,
+      ...(expiry.expiresAt && (expiry.warn || expiry.expired) ? { passwordExpiresAt: expiry.expiresAt } : {}),
+    };
+  }
+
+  /** The second factors this account has enrolled, as a sign-in form offers them. */
+  async secondFactors(account: Pick<AccountRow, 'id' | 'totp_secret_sealed'>): Promise<SecondFactorMethod[]> {
+    const passkeys = await this.db.selectFrom('passkey_credential').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', account.id).executeTakeFirst();
+    const codes = await this.db.selectFrom('recovery_code').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', account.id).where('used_at', 'is', null).executeTakeFirst();
+    const methods: SecondFactorMethod[] = [];
+    if (account.totp_secret_sealed) methods.push('totp');
+    if (Number(passkeys?.n ?? 0) > 0) methods.push('passkey');
+    // Recovery codes stand in for a factor; alone they are not one.
+    if (methods.length > 0 && Number(codes?.n ?? 0) > 0) methods.push('recovery-code');
+    return methods;
+  }
+
+  /**
+   * The signed-in user's current password, for a password change: counted like a sign-in failure
+   * when wrong (a stolen session can't guess faster than sign-in allows), refused while paused.
+   */
+  async confirmPassword(accountId: string, password: string, origin: { source: string; requestId: string }, now = new Date()): Promise<boolean> {
+    const account = await this.db.selectFrom('account').selectAll().where('id', '=', accountId).executeTakeFirst();
+    if (!account) return false;
+    const security = this.securityLog(account, origin);
+    if (this.accountWait(account, now) > 0) {
+      await security('sign-in-failed', 'denied', { reason: 'paused', reauthentication: true });
+      return false;
+    }
+    if (account.status === 'active' && (await verifyPassword(account.password_hash, password))) return true;
+    await this.countFailure(account.id, origin.source, now, (action, outcome, detail) => security(action, outcome, { ...detail, reauthentication: true }));
+    return false;
+  }
+
+  /** A failed step of a sign-in that is not a password (a passkey assertion): counted against the account and the source. */
+  async recordFailure(accountId: string | undefined, origin: { source: string; requestId: string }, now = new Date()): Promise<void> {
+    const account = accountId ? await this.db.selectFrom('account').selectAll().where('id', '=', accountId).executeTakeFirst() : undefined;
+    await this.countFailure(account?.id, origin.source, now, this.securityLog(account, origin));
+  }
+
+  /**
+   * Public endpoints that take a secret (an invitation token) share the sign-in's per-source
+   * budget: seconds to wait before the next attempt, 0 when free.
+   */
+  async throttleWait(source: string, now = new Date()): Promise<number> {
+    return this.sourceWait(source, now);
+  }
+
+  async countSourceFailureOf(source: string, now = new Date()): Promise<void> {
+    await this.countSourceFailure(source, now);
+  }
+
+  private securityLog(account: AccountRow | undefined, origin: { source: string; requestId: string }): Security {
+    return (action, outcome, detail) =>
+      this.audit.record({ actor: account ? `account:${account.id}` : 'anonymous', action, outcome, source: origin.source, requestId: origin.requestId, ...(account?.fhir_ref?.startsWith('Patient/') ? { patient: account.fhir_ref } : {}), ...(detail ? { detail } : {}) });
+  }
+
+  /** Which factor the code proved ('totp' or 'recovery-code'), or undefined. */
+  private async secondFactorOk(account: AccountRow, code: string, now: Date): Promise<'totp' | 'recovery-code' | undefined> {
     if (account.totp_secret_sealed && /^\s*\d[\d\s]{5,8}$/.test(code)) {
-      const secret = openTotpSecret(account.totp_secret_sealed, totpSealingKey(this.keyRing), account.id);
+      const secret = openAccountTotpSecret(this.keyRing, account.totp_secret_sealed, account.id);
       const result = verifyTotp(secret, code, { lastUsedStep: account.totp_last_step, now });
-      if (!result.ok) return false;
+      if (!result.ok) return undefined;
       // The replay guard holds across nodes: only one sign-in may advance the step.
       const advanced = await this.db
         .updateTable('account')
@@ -91,11 +196,11 @@ export class SignInService {
         .where('id', '=', account.id)
         .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', result.step)]))
         .executeTakeFirst();
-      return Number(advanced.numUpdatedRows) === 1;
+      return Number(advanced.numUpdatedRows) === 1 ? 'totp' : undefined;
     }
     const codes = await this.db.selectFrom('recovery_code').select(['position', 'hash', 'used_at']).where('account_id', '=', account.id).orderBy('position').execute();
     const index = consumeRecoveryCode(code, codes.map((c) => (c.used_at ? null : c.hash)));
-    if (index < 0) return false;
+    if (index < 0) return undefined;
     const used = await this.db
       .updateTable('recovery_code')
       .set({ used_at: now })
@@ -103,7 +208,7 @@ export class SignInService {
       .where('position', '=', codes[index]!.position)
       .where('used_at', 'is', null)
       .executeTakeFirst();
-    return Number(used.numUpdatedRows) === 1;
+    return Number(used.numUpdatedRows) === 1 ? 'recovery-code' : undefined;
   }
 
   /** Seconds this account must wait before its next attempt: progressive delay, then a temporary lock. */
@@ -117,7 +222,7 @@ export class SignInService {
     return waitUntil > now.getTime() ? Math.ceil((waitUntil - now.getTime()) / 1000) : 0;
   }
 
-  private async countFailure(accountId: string | undefined, source: string, now: Date, security: (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) => Promise<void>): Promise<void> {
+  private async countFailure(accountId: string | undefined, source: string, now: Date, security: Security): Promise<void> {
     await this.countSourceFailure(source, now);
     if (!accountId) {
       await security('sign-in-failed', 'failed');

@@ -25,6 +25,7 @@ export function searchBundle(baseUrl: string, type: string, query: RawQuery, req
     entry: [
       ...result.resources.map((r) => entry(baseUrl, r, 'match')),
       ...result.included.map((r) => entry(baseUrl, r, 'include')),
+      ...(result.warnings?.length ? [{ resource: { resourceType: 'OperationOutcome', issue: result.warnings.map((w) => ({ severity: 'warning', code: 'too-costly', diagnostics: w })) }, search: { mode: 'outcome' } }] : []),
     ],
   };
 }

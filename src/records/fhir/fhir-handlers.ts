@@ -3,6 +3,7 @@ import type { FhirResource } from '../resource-types.js';
 import { parseSearchRequest, type RawQuery } from '../search/search-request.js';
 import { historyBundle, searchBundle } from './bundle.js';
 import { badRequest, preconditionRequired } from './outcomes.js';
+import { requireScope } from '../../auth/oauth/smart-scopes.js';
 
 /**
  * The FHIR REST interactions, free of any HTTP framework: each takes the parsed request and
@@ -73,6 +74,9 @@ export async function historyInteraction(repo: Repository, baseUrl: string, req:
 
 export async function searchInteraction(repo: Repository, baseUrl: string, req: FhirRequest): Promise<FhirResponse> {
   const request = parseSearchRequest(req.type, req.query);
+  for (const inc of request.include) for (const target of inc.targets) requireScope(repo.actor, target, 'r');
+  for (const rev of request.revinclude) requireScope(repo.actor, rev.source.type, 's');
+  for (const filter of request.filters) if (filter.kind === 'chain') for (const target of filter.targets) requireScope(repo.actor, target.def.type, 's');
   const result = await repo.search(request);
   return { status: 200, body: searchBundle(baseUrl, req.type, req.query, request, result) };
 }

@@ -38,6 +38,7 @@ export const conflict = fail(409, 'conflict');
 export const gone = fail(410, 'deleted');
 export const preconditionFailed = fail(412, 'conflict');
 export const unprocessable = fail(422, 'business-rule');
+export const unsupportedMediaType = fail(415, 'not-supported');
 export const preconditionRequired = fail(428, 'required');
 
 export function invalidResource(issues: { expression: string; message: string }[]): FhirError {

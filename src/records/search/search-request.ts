@@ -10,7 +10,9 @@ export type Filter =
   | { kind: 'id'; anyOf: string[] }
   | { kind: 'reference'; column: string; anyOf: string[] }
   | { kind: 'date'; column: string; anyOf: { prefix: DatePrefix; range: DateRange }[] }
-  | { kind: 'string'; code: string; match: 'prefix' | 'exact' | 'contains'; anyOf: string[] };
+  | { kind: 'string'; code: string; match: 'prefix' | 'exact' | 'contains'; anyOf: string[] }
+  /** `patient.name=…`: the reference column points to one of the target resources the inner filter finds. */
+  | { kind: 'chain'; column: string; key: string; targets: { def: ResourceTypeDef; filter: Filter }[] };
 
 export type DatePrefix = 'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge' | 'sa' | 'eb';
 
@@ -24,6 +26,12 @@ export interface Include {
   targets: string[];
 }
 
+/** `_revinclude=Observation:patient`: the `source` resources whose `param` points to a resource of the page. */
+export interface RevInclude {
+  source: ResourceTypeDef;
+  param: SearchParam;
+}
+
 export interface SearchRequest {
   def: ResourceTypeDef;
   filters: Filter[];
@@ -31,6 +39,7 @@ export interface SearchRequest {
   offset: number;
   sort: SortKey[];
   include: Include[];
+  revinclude: RevInclude[];
   total: boolean;
 }
 
@@ -53,7 +62,7 @@ export type RawQuery = Record<string, string | string[] | undefined>;
 export function parseSearchRequest(type: string, query: RawQuery): SearchRequest {
   const def = resourceTypeDef(type);
   if (!def) throw unsupported(`resource type ${type} is not supported`);
-  const request: SearchRequest = { def, filters: [], count: DEFAULT_COUNT, offset: 0, sort: [], include: [], total: false };
+  const request: SearchRequest = { def, filters: [], count: DEFAULT_COUNT, offset: 0, sort: [], include: [], revinclude: [], total: false };
 
   for (const [key, raw] of Object.entries(query)) {
     if (raw === undefined) continue;
@@ -70,6 +79,10 @@ export function parseSearchRequest(type: string, query: RawQuery): SearchRequest
 function applyParameter(request: SearchRequest, key: string, value: string): void {
   // No control characters anywhere in a search (PostgreSQL text can't even hold NUL).
   if (CONTROL_OR_MALFORMED(key) || CONTROL_OR_MALFORMED(value)) throw badRequest('a search parameter contains control characters or malformed text');
+  if (key.includes('.')) {
+    request.filters.push(chain(request.def, key, value));
+    return;
+  }
   const [code = '', modifier, ...rest] = key.split(':');
   if (rest.length > 0) throw unsupported(`search parameter ${key} is not supported`, key);
   switch (code) {
@@ -93,6 +106,9 @@ function applyParameter(request: SearchRequest, key: string, value: string): voi
       return;
     case '_include':
       request.include.push(include(request.def, value));
+      return;
+    case '_revinclude':
+      request.revinclude.push(revinclude(request.def, value));
       return;
     case '_id':
       noModifier(key, modifier);
@@ -179,6 +195,41 @@ function include(def: ResourceTypeDef, value: string): Include {
   const targets = (param.targets ?? []).filter((t) => !target || t === target);
   if (targets.length === 0 || targets.some((t) => !resourceTypeDef(t))) throw badRequest(`_include: ${target} is not a target of ${code}`, '_include');
   return { param, targets };
+}
+
+function revinclude(def: ResourceTypeDef, value: string): RevInclude {
+  const [sourceType = '', code, target, ...rest] = value.split(':');
+  const source = resourceTypeDef(sourceType);
+  if (!source || !code || rest.length > 0) throw badRequest('_revinclude must look like <resource type>:<reference parameter>[:<type>]', '_revinclude');
+  const param = source.params.find((p) => p.code === code && p.type === 'reference');
+  if (!param) throw badRequest(`_revinclude: ${code} is not a reference parameter of ${source.type}`, '_revinclude');
+  if (!(param.targets ?? []).includes(def.type) || (target && target !== def.type)) throw badRequest(`_revinclude: ${source.type}:${code} does not point to ${def.type}`, '_revinclude');
+  return { source, param };
+}
+
+/**
+ * One level of chaining, `patient.name=garcia` or `subject:Patient.name=garcia`: a reference
+ * parameter, then a string or token parameter of the type it points to (with its own modifier,
+ * `patient.name:exact=…`). Every target type that has the chained parameter is searched.
+ */
+function chain(def: ResourceTypeDef, key: string, value: string): Filter {
+  const dot = key.indexOf('.');
+  const [code = '', type, ...extra] = key.slice(0, dot).split(':');
+  const [chained = '', modifier, ...rest] = key.slice(dot + 1).split(':');
+  if (extra.length > 0 || rest.length > 0) throw unsupported(`search parameter ${key} is not supported`, key);
+  if (chained.includes('.')) throw unsupported(`${key}: only one level of chaining is supported`, key);
+  const param = def.params.find((p) => p.code === code && p.type === 'reference');
+  if (!param) throw badRequest(`${key}: ${code} is not a reference parameter of ${def.type}`, key);
+  if (type && !(param.targets ?? []).includes(type)) throw badRequest(`${key}: ${type} is not a target of ${code}`, key);
+  const targets = (type ? [type] : param.targets ?? []).flatMap((t) => {
+    const target = resourceTypeDef(t);
+    const inner = target?.params.find((p) => p.code === chained);
+    return target && inner ? [{ def: target, inner }] : [];
+  });
+  if (targets.length === 0) throw badRequest(`${key}: ${chained} is not a search parameter of ${(type ? [type] : param.targets ?? []).join(' or ')}`, key);
+  if (targets.some((t) => t.inner.type !== 'string' && t.inner.type !== 'token')) throw unsupported(`${key}: chaining supports string and token parameters only`, key);
+  const innerKey = modifier ? `${chained}:${modifier}` : chained;
+  return { kind: 'chain', column: param.column, key, targets: targets.map((t) => ({ def: t.def, filter: filterFor(t.inner, innerKey, modifier, value) })) };
 }
 
 function orValues(key: string, value: string): string[] {

@@ -1,0 +1,175 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SYSTEM_ACTOR } from '../actor.js';
+import { AccountError, createAccount } from '../accounts/account-service.js';
+import { refusedBecause } from '../auth-errors.js';
+import { pendingTotpEnrolment } from '../mfa/account-mfa.js';
+import { authPolicy } from '../policy/auth-policy.js';
+import { ROLES, type Role } from '../roles.js';
+import { signedInAnswer } from '../sign-in/sign-in-answer.js';
+import { badRequest, conflict } from '../../records/fhir/outcomes.js';
+import { Repository } from '../../records/repository.js';
+import type { AppContext } from '../../server/app-context.js';
+import { claimInvitation, createInvitation, INVITATION_DAYS, INVITATION_MAX_DAYS, markInvitationAccepted, releaseInvitation, usableInvitation } from './invitations.js';
+
+const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } as const;
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
+/** Same answer for an unknown, used and expired token: the link says nothing about why. */
+const INVALID = { error: 'invitation-invalid', message: 'this invitation link is not valid: it may have been used already or have expired; ask for a new one' };
+
+/**
+ * Onboarding by invitation: a clinician invites a patient (an admin may too, and invites staff);
+ * the invitee opens the link, sets a password and, where the policy requires it, enrols a second
+ * factor before the account can do anything else.
+ */
+export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const db = ctx.store.db;
+
+  app.post(
+    '/api/invitations',
+    {
+      bodyLimit: 4096,
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['email'],
+          properties: {
+            email: { type: 'string', minLength: 3, maxLength: 254 },
+            name: { type: 'string', minLength: 1, maxLength: 200 },
+            patientId: uuid,
+            role: { type: 'string', enum: [...ROLES] },
+            expiresInDays: { type: 'integer', minimum: 1, maximum: INVITATION_MAX_DAYS },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as { email: string; name?: string; patientId?: string; role?: Role; expiresInDays?: number };
+      const actor = request.actor!;
+      const role = body.role ?? 'patient';
+      const kind = actor.scope.kind;
+      if (role === 'patient' ? !['clinician', 'admin', 'full'].includes(kind) : !['admin', 'full'].includes(kind)) {
+        throw refusedBecause('forbidden', role === 'patient' ? 'clinicians and admins invite patients' : 'only an admin invites staff');
+      }
+      const email = body.email.trim().toLowerCase();
+      if (!EMAIL.test(email)) throw badRequest('this is not an email address', 'email');
+      const name = body.name?.trim() || null;
+
+      let fhirRef: string | null = null;
+      if (role === 'patient') {
+        if (body.patientId) {
+          // Through the inviter's own view of the record: a Patient they can't see is "not found" (and audited).
+          await request.records.read('Patient', body.patientId);
+          fhirRef = `Patient/${body.patientId}`;
+          if (await db.selectFrom('account').select('id').where('fhir_ref', '=', fhirRef).executeTakeFirst()) throw conflict('this patient already has an account');
+        } else {
+          if (kind === 'admin') throw badRequest('admins do not register patients: name the Patient to invite (patientId)', 'patientId');
+          // A clinician registering a new patient is put in their care by the access policy.
+          const patient = await request.records.create({ resourceType: 'Patient', active: true, ...(name ? { name: [{ text: name }] } : {}), telecom: [{ system: 'email', value: email }] });
+          fhirRef = `Patient/${patient.id}`;
+        }
+      } else if (body.patientId) throw badRequest('a staff invitation names no patient', 'patientId');
+
+      // Whether the email already has an account is not said here: the invitation is made either way.
+      const invitation = await createInvitation(db, { email, role, displayName: name, fhirRef, invitedBy: actor.ref, days: body.expiresInDays ?? INVITATION_DAYS });
+      await ctx.audit.record({
+        actor: actor.ref,
+        action: 'invitation-created',
+        outcome: 'success',
+        source: request.ip,
+        requestId: request.id,
+        ...(fhirRef?.startsWith('Patient/') ? { patient: fhirRef, resourceType: 'Patient', resourceId: fhirRef.slice('Patient/'.length) } : {}),
+        detail: { invitation: invitation.id, role, expires: invitation.expiresAt.toISOString() },
+      });
+      // The token travels in the fragment: browsers send it neither in requests nor in Referer.
+      return reply.code(201).send({ id: invitation.id, url: `${ctx.config.publicUrl}/invite#${invitation.token}`, expiresAt: invitation.expiresAt.toISOString() });
+    },
+  );
+
+  /** Public endpoints that take a token share the sign-in's per-source budget. */
+  const throttled = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
+    const wait = await ctx.signIn.throttleWait(request.ip);
+    if (wait <= 0) return false;
+    reply.header('Retry-After', String(wait));
+    await reply.code(429).send({ error: 'throttled', message: 'too many attempts from here; wait and try again' });
+    return true;
+  };
+  const invalid = async (request: FastifyRequest, reply: FastifyReply) => {
+    await ctx.signIn.countSourceFailureOf(request.ip);
+    await ctx.audit.record({ actor: 'anonymous', action: 'invitation-accepted', outcome: 'denied', source: request.ip, requestId: request.id, detail: { reason: 'invalid-token' } });
+    return reply.code(404).send(INVALID);
+  };
+
+  app.get(
+    '/api/invitations/:token/preview',
+    { config: { public: true }, schema: { params: { type: 'object', required: ['token'], properties: { token: { type: 'string', minLength: 1, maxLength: 128 } } } } },
+    async (request, reply) => {
+      if (await throttled(request, reply)) return reply;
+      const invitation = await usableInvitation(db, (request.params as { token: string }).token);
+      if (!invitation) return invalid(request, reply);
+      const policy = await authPolicy(db).current();
+      // Nothing about the person or their record: only what the page needs to show the right form.
+      return { valid: true, mfaRequired: policy.mfaRequired[invitation.role as Role], expiresAt: new Date(invitation.expires).toISOString() };
+    },
+  );
+
+  app.post(
+    '/api/invitations/accept',
+    {
+      config: { public: true },
+      bodyLimit: 4096,
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['token', 'password'],
+          properties: { token: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (await throttled(request, reply)) return reply;
+      const body = request.body as { token: string; password: string };
+      const invitation = await usableInvitation(db, body.token);
+      if (!invitation || !(await claimInvitation(db, invitation.id))) return invalid(request, reply);
+      const role = invitation.role as Role;
+      const records = new Repository(db, ctx.audit, { ...SYSTEM_ACTOR, ref: `system:invitation:${invitation.id}` }, { requestId: request.id, source: request.ip });
+      let account;
+      try {
+        account = await createAccount(db, records, ctx.keyRing, {
+          email: invitation.email,
+          role,
+          ...(invitation.display_name ? { name: invitation.display_name } : {}),
+          password: body.password,
+          ...(invitation.fhir_ref ? { fhirRef: invitation.fhir_ref } : {}),
+          totp: 'pending',
+        });
+      } catch (err) {
+        await releaseInvitation(db, invitation.id);
+        if (err instanceof AccountError) {
+          await ctx.audit.record({ actor: 'anonymous', action: 'invitation-accepted', outcome: 'failed', source: request.ip, requestId: request.id, detail: { invitation: invitation.id, reason: err.code, ...(err.problems ? { problems: err.problems.map((p) => p.code) } : {}) } });
+        }
+        if (err instanceof AccountError && err.code === 'weak-password') return reply.code(400).send({ error: 'weak-password', message: 'choose another password: this one is not accepted', problems: err.problems ?? [] });
+        if (err instanceof AccountError && err.code === 'exists') return reply.code(409).send({ error: 'already-registered', message: 'an account already exists for this invitation: sign in instead' });
+        throw err;
+      }
+      await markInvitationAccepted(db, invitation.id, account.id);
+      const policy = await authPolicy(db).current();
+      const mfaRequired = policy.mfaRequired[role];
+      const userAgent = request.headers['user-agent'];
+      const session = await ctx.sessions.create({ id: account.id, role }, { source: request.ip, ...(userAgent ? { userAgent } : {}) }, new Date(), mfaRequired ? 'mfa-enrolment' : null);
+      await ctx.audit.record({
+        actor: `account:${account.id}`,
+        action: 'invitation-accepted',
+        outcome: 'success',
+        source: request.ip,
+        requestId: request.id,
+        ...(invitation.fhir_ref?.startsWith('Patient/') ? { patient: invitation.fhir_ref } : {}),
+        detail: { invitation: invitation.id, role },
+      });
+      const sessionAccount = { id: account.id, email: account.email, role, fhirRef: invitation.fhir_ref ?? (account.practitionerId ? `Practitioner/${account.practitionerId}` : null) };
+      const enrolment = mfaRequired ? await pendingTotpEnrolment(db, ctx.keyRing, account) : undefined;
+      return { ...signedInAnswer(reply, { account: sessionAccount, ...session, restriction: mfaRequired ? 'mfa-enrolment' : null }), ...(enrolment ? { mfaEnrolment: enrolment } : {}) };
+    },
+  );
+}

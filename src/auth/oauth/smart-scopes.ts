@@ -1,0 +1,99 @@
+import { RESOURCE_TYPES } from '../../records/resource-types.js';
+import { FhirError, operationOutcome } from '../../records/fhir/outcomes.js';
+import type { Actor } from '../actor.js';
+
+/**
+ * SMART on FHIR system scopes, the one place that decides what an OAuth client may do.
+ *
+ *   v1: system/<Type|*>.<read|write|*>       read = read + search, write = create + update + delete
+ *   v2: system/<Type|*>.<cruds>              any of c r u d s, in that order ("rs", "cud", "cruds")
+ *
+ * Only `system/` scopes exist here: the client credentials grant has no user or launch context.
+ * v2 query constraints (`system/Observation.rs?category=…`) are refused rather than ignored.
+ */
+export type Interaction = 'c' | 'r' | 'u' | 'd' | 's';
+
+export interface ScopeGrant {
+  /** A resource type of the record, or `*` for every type. */
+  type: string;
+  interactions: ReadonlySet<Interaction>;
+}
+
+export class ScopeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScopeError';
+  }
+}
+
+const KNOWN_TYPES = new Set(RESOURCE_TYPES.map((d) => d.type));
+const V1: Record<string, Interaction[]> = { read: ['r', 's'], write: ['c', 'u', 'd'], '*': ['c', 'r', 'u', 'd', 's'] };
+const SCOPE_RE = /^system\/(\*|[A-Za-z]{1,64})\.(read|write|\*|c?r?u?d?s?)$/;
+const NAMES: Record<Interaction, string> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
+const MAX_SCOPES = 100;
+
+/** Parses a space-separated scope list; throws ScopeError with a one-line reason naming the bad scope. */
+export function parseScopes(text: string): { scopes: string[]; grants: ScopeGrant[] } {
+  const scopes = [...new Set(text.split(/[ \t]+/).filter((s) => s.length > 0))];
+  if (scopes.length === 0) throw new ScopeError('no scopes given: use e.g. "system/Patient.read system/Appointment.write"');
+  if (scopes.length > MAX_SCOPES) throw new ScopeError(`at most ${MAX_SCOPES} scopes`);
+  return { scopes, grants: scopes.map(parseScope) };
+}
+
+function parseScope(scope: string): ScopeGrant {
+  if (scope.includes('?')) throw new ScopeError(`scope "${short(scope)}": query constraints on scopes are not supported`);
+  if (/^(patient|user)\//.test(scope)) throw new ScopeError(`scope "${short(scope)}": only system/ scopes exist for client credentials`);
+  const m = SCOPE_RE.exec(scope);
+  if (!m || m[2] === '') throw new ScopeError(`scope "${short(scope)}" is not system/<ResourceType or *>.<read, write, * or cruds>`);
+  const type = m[1]!;
+  if (type !== '*' && !KNOWN_TYPES.has(type)) throw new ScopeError(`scope "${short(scope)}": ${type} is not a resource type of this server`);
+  const interactions = V1[m[2]!] ?? ([...m[2]!] as Interaction[]);
+  return { type, interactions: new Set(interactions) };
+}
+
+const short = (scope: string) => (scope.length > 80 ? `${scope.slice(0, 80)}…` : scope).replace(/[^\x20-\x7e]/g, '?');
+
+export function scopeAllows(grants: readonly ScopeGrant[], type: string, interaction: Interaction): boolean {
+  return grants.some((g) => (g.type === '*' || g.type === type) && g.interactions.has(interaction));
+}
+
+/** Whether every permission the requested grants give is also given by the granted ones (scope narrowing). */
+export function grantsCover(granted: readonly ScopeGrant[], requested: readonly ScopeGrant[]): boolean {
+  // A requested `*` is covered only by a granted `*`: a list of every type today is not every type tomorrow.
+  return requested.every((r) => [...r.interactions].every((i) => (r.type === '*' ? granted.some((g) => g.type === '*' && g.interactions.has(i)) : scopeAllows(granted, r.type, i))));
+}
+
+// Access tokens carry their scope text; parsed grants are kept per distinct text.
+const parsedCache = new Map<string, ScopeGrant[]>();
+
+function grantsOf(scopes: readonly string[]): ScopeGrant[] {
+  const key = scopes.join(' ');
+  let grants = parsedCache.get(key);
+  if (!grants) {
+    grants = parseScopes(key).grants;
+    if (parsedCache.size >= 1000) parsedCache.clear();
+    parsedCache.set(key, grants);
+  }
+  return grants;
+}
+
+/** A 403 for a type or interaction outside the token's scopes; the FHIR layer audits it as a denied access. */
+export class ScopeRefused extends FhirError {
+  constructor(readonly resourceType: string, readonly interaction: Interaction) {
+    const v1 = interaction === 'r' || interaction === 's' ? 'read' : 'write';
+    super(403, operationOutcome('forbidden', `this access token's scopes do not allow ${NAMES[interaction]} of ${resourceType}: it needs system/${resourceType}.${v1} (or system/${resourceType}.${interaction})`));
+  }
+}
+
+/**
+ * Refuses what the actor's scopes do not grant. Actors without scopes (people, the bootstrap
+ * admin) pass: their access is decided by the repository's access scope alone.
+ */
+export function requireScope(actor: Actor | undefined, type: string, interaction: Interaction): void {
+  if (actor?.scopes && !scopeAllows(grantsOf(actor.scopes), type, interaction)) throw new ScopeRefused(type, interaction);
+}
+
+/** The scopes a server of these resource types can grant, for the smart-configuration document. */
+export function supportedScopes(): string[] {
+  return ['system/*.read', 'system/*.write', 'system/*.*', ...[...KNOWN_TYPES].flatMap((t) => [`system/${t}.read`, `system/${t}.write`])];
+}

@@ -1,0 +1,125 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import type { AppContext } from '../../server/app-context.js';
+import { refusedBecause } from '../auth-errors.js';
+import { replaceSessionsAfterMfaChange } from '../mfa/mfa-routes.js';
+import { reauthenticateUser } from '../sign-in/reauthenticate-user.js';
+import { signedInAnswer } from '../sign-in/sign-in-answer.js';
+import { listPasskeys, registerPasskey, registrationOptions, relyingParty, verifyPasskeySignIn } from './passkeys.js';
+
+const b64url = { type: 'string', pattern: '^[A-Za-z0-9_-]*$', maxLength: 4096 } as const;
+/** A PublicKeyCredential as JSON (what @simplewebauthn/browser hands over); the library checks the rest. */
+const credentialJson = (inner: Record<string, unknown>, required: string[]) =>
+  ({
+    type: 'object',
+    required: ['id', 'rawId', 'type', 'response'],
+    properties: {
+      id: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 1400 },
+      rawId: b64url,
+      type: { type: 'string', const: 'public-key' },
+      authenticatorAttachment: { type: 'string', maxLength: 40 },
+      clientExtensionResults: { type: 'object' },
+      response: { type: 'object', required, properties: inner },
+    },
+  }) as const;
+
+/**
+ * Passkeys: a signed-in user registers one (after proving who they are again); at sign-in a
+ * passkey assertion stands in for the authenticator-app code.
+ */
+export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const rp = relyingParty(ctx.config.publicUrl);
+  const origin = (request: FastifyRequest) => {
+    const userAgent = request.headers['user-agent'];
+    return { source: request.ip, requestId: request.id, ...(userAgent ? { userAgent } : {}) };
+  };
+
+  app.post(
+    '/api/auth/passkeys/register/options',
+    {
+      config: { allowedWhile: ['mfa-enrolment'] },
+      bodyLimit: 4096,
+      schema: { body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: { type: 'string', minLength: 1, maxLength: 1024 }, code: { type: 'string', minLength: 1, maxLength: 64 } } } },
+    },
+    async (request) => {
+      const session = request.session;
+      if (!session) throw refusedBecause('forbidden', 'only a signed-in user registers a passkey');
+      if (!(await reauthenticateUser(ctx, session, request.body as { password: string; code?: string }, { source: request.ip, requestId: request.id }))) {
+        await ctx.audit.record({ actor: `account:${session.account.id}`, action: 'passkey-registered', outcome: 'denied', source: request.ip, requestId: request.id, detail: { refused: 'reauthentication-failed' } });
+        throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and, if you use an authenticator app, a new code from it');
+      }
+      return registrationOptions(ctx.store.db, rp, session.account);
+    },
+  );
+
+  app.post(
+    '/api/auth/passkeys/register/verify',
+    {
+      config: { allowedWhile: ['mfa-enrolment'] },
+      bodyLimit: 16384,
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['response'],
+          properties: {
+            response: credentialJson({ clientDataJSON: b64url, attestationObject: b64url, transports: { type: 'array', maxItems: 10, items: { type: 'string', maxLength: 20 } } }, ['clientDataJSON', 'attestationObject']),
+            label: { type: 'string', minLength: 1, maxLength: 80 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const session = request.session;
+      if (!session) throw refusedBecause('forbidden', 'only a signed-in user registers a passkey');
+      const body = request.body as { response: RegistrationResponseJSON; label?: string };
+      const result = await registerPasskey(ctx.store.db, rp, session.account.id, body.response, body.label?.trim() || 'passkey');
+      const audit = { actor: `account:${session.account.id}`, action: 'passkey-registered' as const, source: request.ip, requestId: request.id };
+      if (!result.ok) {
+        await ctx.audit.record({ ...audit, outcome: 'failed', detail: { reason: result.reason } });
+        throw refusedBecause('passkey-not-registered', 'the passkey could not be verified: start again from the beginning', 400);
+      }
+      await ctx.audit.record({ ...audit, outcome: 'success', detail: { credential: result.id.slice(0, 16) } });
+      return { passkey: { id: result.id, label: result.label }, ...(await replaceSessionsAfterMfaChange(ctx, request, reply, session)) };
+    },
+  );
+
+  app.get('/api/auth/passkeys', async (request) => {
+    const session = request.session;
+    if (!session) throw refusedBecause('forbidden', 'only a signed-in user lists their passkeys');
+    return { passkeys: await listPasskeys(ctx.store.db, session.account.id) };
+  });
+
+  // The second step of a sign-in: the options came with the `mfa-required` answer to a right password.
+  app.post(
+    '/api/auth/passkeys/authenticate/verify',
+    {
+      config: { public: true },
+      bodyLimit: 16384,
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['response'],
+          properties: { response: credentialJson({ clientDataJSON: b64url, authenticatorData: b64url, signature: b64url, userHandle: b64url }, ['clientDataJSON', 'authenticatorData', 'signature']) },
+        },
+      },
+    },
+    async (request, reply) => {
+      const refused = () => reply.code(401).send({ error: 'sign-in-failed', message: 'sign-in failed: sign in again with your password' });
+      const wait = await ctx.signIn.throttleWait(request.ip);
+      if (wait > 0) {
+        reply.header('Retry-After', String(wait));
+        return reply.code(429).send({ error: 'throttled', message: 'too many failed sign-ins from here; wait and try again' });
+      }
+      const verified = await verifyPasskeySignIn(ctx.store.db, rp, (request.body as { response: AuthenticationResponseJSON }).response);
+      if (!verified.ok) {
+        await ctx.signIn.recordFailure(verified.accountId, origin(request));
+        return refused();
+      }
+      const result = await ctx.signIn.signInWithPasskey(verified.accountId, origin(request));
+      if (result.kind !== 'signed-in') return refused();
+      return signedInAnswer(reply, result);
+    },
+  );
+}

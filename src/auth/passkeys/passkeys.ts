@@ -1,0 +1,148 @@
+import type { Kysely } from 'kysely';
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Database } from '../../db/schema.js';
+
+/**
+ * Passkeys (WebAuthn) as a second factor. The relying party is this service as browsers reach
+ * it: RP id the host name of TELESALUD_PUBLIC_URL, origin its origin. Challenges live in the
+ * database for CHALLENGE_SECONDS and are claimed (deleted) by the step that uses them, so any node
+ * may serve the next step and none can be replayed.
+ */
+export interface RelyingParty {
+  id: string;
+  origin: string;
+  name: string;
+}
+
+export const CHALLENGE_SECONDS = 300;
+const MAX_PASSKEYS = 20;
+
+export function relyingParty(publicUrl: string): RelyingParty {
+  const url = new URL(publicUrl);
+  return { id: url.hostname, origin: url.origin, name: 'telesalud' };
+}
+
+async function storeChallenge(db: Kysely<Database>, accountId: string, purpose: 'register' | 'sign-in', challenge: string, now: Date): Promise<void> {
+  await db.deleteFrom('webauthn_challenge').where('expires', '<', now).execute();
+  await db.insertInto('webauthn_challenge').values({ challenge, account_id: accountId, purpose, expires: new Date(now.getTime() + CHALLENGE_SECONDS * 1000) }).execute();
+}
+
+/** The challenge a response answers (from its clientDataJSON), claimed: it can serve no second attempt. */
+async function claimChallenge(db: Kysely<Database>, response: { response: { clientDataJSON: string } }, purpose: 'register' | 'sign-in', now: Date): Promise<{ challenge: string; accountId: string } | undefined> {
+  let challenge: unknown;
+  try {
+    challenge = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString('utf8'))?.challenge;
+  } catch {
+    return undefined;
+  }
+  if (typeof challenge !== 'string' || challenge.length > 200) return undefined;
+  const row = await db.deleteFrom('webauthn_challenge').where('challenge', '=', challenge).where('purpose', '=', purpose).where('expires', '>', now).returning('account_id').executeTakeFirst();
+  return row ? { challenge, accountId: row.account_id } : undefined;
+}
+
+export async function registrationOptions(db: Kysely<Database>, rp: RelyingParty, account: { id: string; email: string }, now = new Date()): Promise<PublicKeyCredentialCreationOptionsJSON> {
+  const existing = await db.selectFrom('passkey_credential').select(['id', 'transports']).where('account_id', '=', account.id).execute();
+  const options = await generateRegistrationOptions({
+    rpName: rp.name,
+    rpID: rp.id,
+    userName: account.email,
+    userID: Buffer.from(account.id.replace(/-/g, ''), 'hex'),
+    attestationType: 'none',
+    excludeCredentials: existing.map((c) => ({ id: c.id, ...(c.transports ? { transports: c.transports.split(',') } : {}) })),
+    authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+    timeout: CHALLENGE_SECONDS * 1000,
+  });
+  await storeChallenge(db, account.id, 'register', options.challenge, now);
+  return options;
+}
+
+export type PasskeyRegistration = { ok: true; id: string; label: string } | { ok: false; reason: string };
+
+/** Verifies a new passkey for the account whose challenge it answers, and stores it. */
+export async function registerPasskey(db: Kysely<Database>, rp: RelyingParty, accountId: string, response: RegistrationResponseJSON, label: string, now = new Date()): Promise<PasskeyRegistration> {
+  const claimed = await claimChallenge(db, response, 'register', now);
+  if (!claimed || claimed.accountId !== accountId) return { ok: false, reason: 'no-challenge' };
+  let verified;
+  try {
+    verified = await verifyRegistrationResponse({ response, expectedChallenge: claimed.challenge, expectedOrigin: rp.origin, expectedRPID: rp.id, requireUserVerification: false });
+  } catch {
+    return { ok: false, reason: 'not-verified' };
+  }
+  if (!verified.verified) return { ok: false, reason: 'not-verified' };
+  const { credential } = verified.registrationInfo;
+  const count = await db.selectFrom('passkey_credential').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', accountId).executeTakeFirst();
+  if (Number(count?.n ?? 0) >= MAX_PASSKEYS) return { ok: false, reason: 'too-many' };
+  const inserted = await db
+    .insertInto('passkey_credential')
+    .values({ id: credential.id, account_id: accountId, public_key: Buffer.from(credential.publicKey), counter: credential.counter, transports: (credential.transports ?? []).join(','), label, created: now, last_used: null })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .executeTakeFirst();
+  if (Number(inserted.numInsertedOrUpdatedRows ?? 0) !== 1) return { ok: false, reason: 'already-registered' };
+  return { ok: true, id: credential.id, label };
+}
+
+/** Options for the passkey step of a sign-in whose password was right (the challenge stands for that). */
+export async function signInOptions(db: Kysely<Database>, rp: RelyingParty, accountId: string, now = new Date()): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+  const credentials = await db.selectFrom('passkey_credential').select(['id', 'transports']).where('account_id', '=', accountId).execute();
+  if (credentials.length === 0) return undefined;
+  const options = await generateAuthenticationOptions({
+    rpID: rp.id,
+    allowCredentials: credentials.map((c) => ({ id: c.id, ...(c.transports ? { transports: c.transports.split(',') } : {}) })),
+    userVerification: 'preferred',
+    timeout: CHALLENGE_SECONDS * 1000,
+  });
+  await storeChallenge(db, accountId, 'sign-in', options.challenge, now);
+  return options;
+}
+
+/**
+ * Verifies a passkey assertion against a sign-in challenge: a real signature check with the
+ * stored public key, origin and RP id, and a signature counter that must move forward (a
+ * cloned authenticator shows up as a counter that doesn't). `accountId` is known once the
+ * challenge was claimed, so a failure can be counted against the account.
+ */
+export async function verifyPasskeySignIn(db: Kysely<Database>, rp: RelyingParty, response: AuthenticationResponseJSON, now = new Date()): Promise<{ ok: true; accountId: string } | { ok: false; accountId?: string }> {
+  const claimed = await claimChallenge(db, response, 'sign-in', now);
+  if (!claimed) return { ok: false };
+  const fail = { ok: false as const, accountId: claimed.accountId };
+  const stored = await db.selectFrom('passkey_credential').selectAll().where('id', '=', response.id).where('account_id', '=', claimed.accountId).executeTakeFirst();
+  if (!stored) return fail;
+  const counter = Number(stored.counter);
+  let verified;
+  try {
+    verified = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge: claimed.challenge,
+      expectedOrigin: rp.origin,
+      expectedRPID: rp.id,
+      credential: { id: stored.id, publicKey: new Uint8Array(stored.public_key), counter, ...(stored.transports ? { transports: stored.transports.split(',') } : {}) },
+      requireUserVerification: false,
+    });
+  } catch {
+    return fail;
+  }
+  if (!verified.verified) return fail;
+  // Compare-and-set: two assertions racing with the same counter can't both pass.
+  const advanced = await db
+    .updateTable('passkey_credential')
+    .set({ counter: verified.authenticationInfo.newCounter, last_used: now })
+    .where('id', '=', stored.id)
+    .where('counter', '=', counter)
+    .executeTakeFirst();
+  if (Number(advanced.numUpdatedRows) !== 1) return fail;
+  return { ok: true, accountId: claimed.accountId };
+}
+
+export async function listPasskeys(db: Kysely<Database>, accountId: string): Promise<{ id: string; label: string; created: string; lastUsed: string | null }[]> {
+  const rows = await db.selectFrom('passkey_credential').select(['id', 'label', 'created', 'last_used']).where('account_id', '=', accountId).orderBy('created').execute();
+  return rows.map((r) => ({ id: r.id, label: r.label, created: new Date(r.created).toISOString(), lastUsed: r.last_used ? new Date(r.last_used).toISOString() : null }));
+}

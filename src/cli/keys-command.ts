@@ -1,0 +1,113 @@
+import type { Config } from '../config/config.js';
+import { loadKeyRing, type KeyRing } from '../documents/key-ring.js';
+import { rotateAuditSigningKey } from '../keys/audit-key-rotation.js';
+import { keyUsage, unknownKeys } from '../keys/key-usage.js';
+import { DEFAULT_BATCH_SIZE, retireUnusedKeys, rotatableKeyFile, rotateMasterKey, type RewrapProgress, type RotateResult } from '../keys/master-key-rotation.js';
+import { openCommandStore } from './command-store.js';
+import { percent, progressLine } from './progress.js';
+
+function masterKeyRing(config: Config): Promise<KeyRing> {
+  return loadKeyRing({ ...(config.masterKey ? { masterKey: config.masterKey } : {}), ...(config.masterKeyFile ? { masterKeyFile: config.masterKeyFile } : {}), dataDir: config.dataDir, createIfMissing: false });
+}
+
+const count = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
+
+/** `telesalud keys status`: every key id the ring holds or a row names, and what each one wraps. */
+export async function keysStatusCommand(config: Config, options: { json?: boolean }): Promise<void> {
+  const ring = await masterKeyRing(config);
+  const store = await openCommandStore(config, 'keys status', { ifMissing: 'no database yet' });
+  try {
+    const usage = await keyUsage(store.db, ring);
+    const held = new Set(ring.ids());
+    const current = ring.current().id;
+    const keys = [...usage.byKek].map(([id, use]) => ({ id, state: id === current ? 'current' : held.has(id) ? 'old' : 'missing', ...use }));
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ source: ring.source?.name ?? 'TELESALUD_MASTER_KEY', keys, unopenableTotpSecrets: usage.unopenableTotp })}\n`);
+      return;
+    }
+    process.stdout.write(`master keys from ${ring.source?.name ?? 'TELESALUD_MASTER_KEY'}:\n`);
+    for (const key of keys) {
+      const label = key.state === 'missing' ? 'NOT IN THE KEY FILE' : key.state;
+      process.stdout.write(`  ${key.id}  ${label.padEnd(7)}  ${count(key.documents, 'document')}, ${count(key.totpSecrets, 'TOTP secret')}\n`);
+    }
+    if (usage.unopenableTotp > 0) process.stdout.write(`  ${count(usage.unopenableTotp, 'TOTP secret')} open with no key of this ring\n`);
+    const old = keys.filter((k) => k.state === 'old');
+    if (old.some((k) => k.documents + k.totpSecrets > 0)) process.stdout.write('an older key still wraps data: run `telesalud keys rotate --resume` to finish re-wrapping\n');
+    else if (old.length > 0) process.stdout.write('older keys wrap nothing any more: `telesalud keys retire` removes them from the key file\n');
+  } finally {
+    await store.close();
+  }
+}
+
+/** `telesalud keys rotate [--resume]`. */
+export async function keysRotateCommand(config: Config, options: { resume?: boolean; batchSize?: string }): Promise<void> {
+  const batchSize = options.batchSize === undefined ? DEFAULT_BATCH_SIZE : Number(options.batchSize);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new Error('--batch-size must be a whole number from 1 to 10000');
+  const ring = await masterKeyRing(config);
+  rotatableKeyFile(ring); // refuse env-supplied keys before touching the database
+  const store = await openCommandStore(config, 'keys rotate', { ifMissing: 'start the service once first' });
+  const progress = progressLine();
+  // Ctrl-C finishes the batch in hand; `--resume` picks up from the rows left.
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await rotateMasterKey(store, ring, {
+      resume: options.resume === true,
+      batchSize,
+      signal: abort.signal,
+      onProgress: (p: RewrapProgress) => progress.update(`re-wrapping ${p.phase === 'documents' ? 'document keys' : 'TOTP secrets'}: ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')} (${percent(p.done, p.total)})`),
+    }).finally(progress.end);
+    reportRotation(result);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await store.close();
+  }
+}
+
+function reportRotation(r: RotateResult): void {
+  const done = `re-wrapped ${count(r.documents, 'document key')} and ${count(r.totpSecrets, 'TOTP secret')} under ${r.targetKekId} in ${count(r.batches, 'batch', 'batches')} (${r.seconds.toFixed(1)} s)`;
+  if (r.stopped) throw new Error(`interrupted: ${done}; run \`telesalud keys rotate --resume\` to finish`);
+  const head = r.newKekId
+    ? `new master key ${r.newKekId} is current in ${r.keyFile} (previous: ${r.previousKekId}); ${done}.`
+    : `finished the rotation to ${r.targetKekId} (no new key made); ${done}.`;
+  process.stdout.write(`${head} Give every node this key file: a node re-reads it when it meets a key it lacks, and checks it for changes every 30 s. Older keys stay in the file until \`telesalud keys retire\`.\n`);
+  if (r.remaining.documents + r.remaining.totpSecrets > 0) {
+    process.stderr.write(
+      `warning: ${count(r.remaining.documents, 'document')} and ${count(r.remaining.totpSecrets, 'TOTP secret')} are still under an older key (sealed meanwhile by nodes that still have the old key file): give every node the new file, then run \`telesalud keys rotate --resume\`\n`,
+    );
+  }
+  if (r.unknownKey > 0) process.stderr.write(`warning: ${count(r.unknownKey, 'row')} name a key that ${r.keyFile} does not hold: left as they are (see \`telesalud keys status\`)\n`);
+  if (r.damaged > 0) process.stderr.write(`warning: ${count(r.damaged, 'row')} failed the integrity check under the key they name: left as they are\n`);
+}
+
+/** `telesalud keys retire`. */
+export async function keysRetireCommand(config: Config): Promise<void> {
+  const ring = await masterKeyRing(config);
+  rotatableKeyFile(ring);
+  const store = await openCommandStore(config, 'keys retire', { ifMissing: 'start the service once first' });
+  try {
+    const usage = await keyUsage(store.db, ring);
+    for (const [id, use] of unknownKeys(usage, ring)) {
+      process.stderr.write(`warning: ${count(use.documents, 'document')} and ${count(use.totpSecrets, 'TOTP secret')} name key ${id}, which the key file does not hold\n`);
+    }
+    const result = await retireUnusedKeys(store, ring);
+    process.stdout.write(
+      result.retired.length === 0
+        ? `nothing to retire: ${result.keyFile} holds only the current key ${result.kept[0]}\n`
+        : `retired ${result.retired.join(', ')}: ${result.keyFile} now holds only the current key ${result.kept[0]}. Give every node this file.\n`,
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+/** `telesalud keys rotate-audit`. */
+export async function keysRotateAuditCommand(config: Config): Promise<void> {
+  const result = await rotateAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir });
+  process.stdout.write(
+    `new audit signing key ${result.newKeyId} in ${result.keyFile}; the previous key ${result.previousKeyId} is kept in ${result.previousPublicKeysFile} so its checkpoints still verify. Restart the service to sign with the new key.\n`,
+  );
+}

@@ -1,0 +1,128 @@
+import fastifyWebsocket from '@fastify/websocket';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { SYSTEM_ACTOR } from '../auth/actor.js';
+import { SESSION_COOKIE } from '../auth/sessions/session-store.js';
+import { safeError } from '../logging/safe-error.js';
+import { badRequest, conflict, forbidden, notFound } from '../records/fhir/outcomes.js';
+import { Repository } from '../records/repository.js';
+import type { AppContext } from '../server/app-context.js';
+import { GUEST_LINK_DEFAULT_MINUTES, GUEST_LINK_MAX_MINUTES } from './consult-store.js';
+import { JoinRights } from './join-rights.js';
+import { SignalingConnection } from './signaling-connection.js';
+import { MAX_MESSAGE_BYTES, SIGNALING_PATH } from './signaling-protocol.js';
+
+const FHIR_ID = '^[A-Za-z0-9\\-.]{1,64}$';
+const appointmentParams = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: FHIR_ID } } } as const;
+
+/**
+ * Video consultations: the signaling WebSocket (SIGNALING_PATH), the host's invitations and
+ * guest links, and the admin's traffic figures.
+ */
+export async function consultRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const ownOrigin = new URL(ctx.config.publicUrl).origin;
+  const rooms = ctx.consult;
+
+  // Before the websocket plugin's own preClose (which closes sockets without a word): tell every browser to reconnect elsewhere.
+  app.addHook('preClose', async () => rooms.drain());
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: MAX_MESSAGE_BYTES },
+    errorHandler: (error, socket, request) => {
+      request.log.warn({ err: safeError(error) }, 'signaling socket failed');
+      socket.terminate();
+    },
+  });
+
+  app.get(
+    SIGNALING_PATH,
+    {
+      websocket: true,
+      // Guests have no session: this route authenticates in `join` (session cookie or guest token).
+      config: { public: true },
+      onRequest: async (request: FastifyRequest) => {
+        // Cross-site WebSocket hijacking: browsers send the page's Origin, and cookies ride along whatever it is.
+        if (request.headers.origin !== ownOrigin) throw forbidden('this signaling endpoint serves only pages of its own origin');
+        if (rooms.draining || ctx.lifecycle.draining) throw Object.assign(new Error('this node is shutting down'), { statusCode: 503 });
+        request.session = await ctx.sessions.resolve(request.cookies[SESSION_COOKIE]);
+      },
+    },
+    (socket, request) => {
+      new SignalingConnection(socket, rooms, ctx.logger.child({ reqId: request.id }), { session: request.session, source: request.ip, requestId: request.id });
+    },
+  );
+
+  /** The appointment when the signed-in caller hosts its consultation; the only way to its invitations and guest links. */
+  async function hostedAppointment(request: FastifyRequest, appointmentId: string): Promise<{ host: string; patient: string | undefined }> {
+    const ref = request.session?.account.fhirRef;
+    if (!ref || request.session?.account.role !== 'clinician') throw forbidden('only the clinician hosting this consultation can do that');
+    const appointment = await rooms.rights.appointment(appointmentId, { requestId: request.id, source: request.ip });
+    if (!appointment) throw notFound(`Appointment/${appointmentId} not found`);
+    if (JoinRights.hostOf(appointment) !== ref) throw forbidden('only the clinician hosting this consultation can do that');
+    const closed = JoinRights.closedReason(appointment);
+    if (closed) throw conflict(closed);
+    return { host: ref, patient: JoinRights.patientOf(appointment) };
+  }
+
+  app.post(
+    '/api/consult/appointments/:id/invitations',
+    {
+      bodyLimit: 1024,
+      schema: {
+        params: appointmentParams,
+        body: { type: 'object', additionalProperties: false, required: ['practitionerId'], properties: { practitionerId: { type: 'string', pattern: FHIR_ID } } },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const { practitionerId } = request.body as { practitionerId: string };
+      const { host, patient } = await hostedAppointment(request, id);
+      const invited = `Practitioner/${practitionerId}`;
+      if (invited === host) throw badRequest('the host is already in this consultation', 'practitionerId');
+      const records = new Repository(ctx.store.db, ctx.audit, SYSTEM_ACTOR, { requestId: request.id, source: request.ip });
+      try {
+        await records.read('Practitioner', practitionerId);
+      } catch {
+        throw notFound(`Practitioner/${practitionerId} not found`, 'practitionerId');
+      }
+      await rooms.store.invite(id, invited, host);
+      await rooms.recordAudit({ actor: host, action: 'consult-invite', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { invited } });
+      return reply.code(201).send({ appointmentId: id, practitionerId });
+    },
+  );
+
+  app.post(
+    '/api/consult/appointments/:id/guest-links',
+    {
+      bodyLimit: 1024,
+      schema: {
+        params: appointmentParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['label'],
+          properties: {
+            // Shown to everyone in the call ("Intérprete", "Hija"): short, one line.
+            label: { type: 'string', minLength: 1, maxLength: 40, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
+            expiresInMinutes: { type: 'integer', minimum: 5, maximum: GUEST_LINK_MAX_MINUTES },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const body = request.body as { label: string; expiresInMinutes?: number };
+      const label = body.label.trim();
+      if (!label) throw badRequest('label must not be blank', 'label');
+      const { host, patient } = await hostedAppointment(request, id);
+      const link = await rooms.store.createGuestLink({ appointmentId: id, label, createdBy: host, minutes: body.expiresInMinutes ?? GUEST_LINK_DEFAULT_MINUTES });
+      await rooms.recordAudit({ actor: host, action: 'consult-guest-link', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { link: link.id, expires: link.expires.toISOString() } });
+      // In the fragment: browsers send neither it to the server nor it in a Referer.
+      return reply.code(201).send({ url: `${ctx.config.publicUrl}/consult/guest#${link.token}`, expiresAt: link.expires.toISOString() });
+    },
+  );
+
+  app.get('/api/consult/status', async (request) => {
+    const isAdmin = request.session ? request.session.account.role === 'admin' : request.actor?.ref === 'admin-token';
+    if (!isAdmin) throw forbidden('consultation figures are for administrators');
+    return rooms.status();
+  });
+}

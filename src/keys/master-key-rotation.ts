@@ -1,0 +1,272 @@
+import { sql, type Kysely } from 'kysely';
+import { resealAccountTotpSecret } from '../auth/accounts/account-keys.js';
+import { replaceSecretFile } from '../config/secret-file.js';
+import { bytes } from '../db/bytes.js';
+import type { Database } from '../db/schema.js';
+import { DocumentIntegrityError, rewrapKey } from '../documents/envelope-crypto.js';
+import { formatKeyFile, newKek, UnknownKeyError, type KeyEncryptionKey, type KeyRing } from '../documents/key-ring.js';
+import { keyUsage, pendingUnder, TOTP_COLUMNS, withKeysLock, type KeysStore, type KeyUse, type TotpColumn } from './key-usage.js';
+
+/**
+ * `telesalud keys rotate`: a new key-encryption key goes first in the key file, then every document
+ * key and TOTP secret is re-wrapped under it, a batch at a time, while nodes keep serving. Each
+ * batch is one UPDATE that only touches rows still as read (`… AND kek_id = <old>`), so a
+ * concurrent change wins and nothing is lost. Progress lives in the rows themselves: whatever
+ * still names an older key is what is left, so a crash is finished by running the pass again.
+ */
+
+export const DEFAULT_BATCH_SIZE = 500;
+/** Full passes over the tables: a second catches rows a lagging node sealed under the old key meanwhile. */
+const PASSES = 2;
+
+export interface RewrapProgress {
+  phase: 'documents' | 'totp';
+  done: number;
+  total: number;
+}
+
+export interface RewrapOptions {
+  batchSize?: number;
+  onProgress?: (progress: RewrapProgress) => void;
+  /** Checked between batches: the pass stops cleanly, and `--resume` finishes it. */
+  signal?: AbortSignal;
+}
+
+export interface RewrapSummary {
+  targetKekId: string;
+  documents: number;
+  totpSecrets: number;
+  batches: number;
+  /** Rows naming a key this ring does not hold: they stay as they are (reported, never guessed at). */
+  unknownKey: number;
+  /** Rows whose wrapped key fails its integrity check under the key it names. */
+  damaged: number;
+  /** Left under older keys after the pass: sealed meanwhile by nodes that still use an older key file. */
+  remaining: KeyUse;
+  stopped: boolean;
+  seconds: number;
+}
+
+export interface RotateResult extends RewrapSummary {
+  /** The key added by this run; undefined when it finished an earlier rotation instead. */
+  newKekId?: string;
+  previousKekId: string;
+  keyFile: string;
+}
+
+export class KeyRotationRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyRotationRefused';
+  }
+}
+
+/** The key file a ring re-reads, or a one-line refusal for keys given some other way. */
+export function rotatableKeyFile(ring: KeyRing): string {
+  const file = ring.source?.file;
+  if (!file) {
+    throw new KeyRotationRefused(
+      'the master key comes from TELESALUD_MASTER_KEY, which telesalud can not rewrite: to rotate, put it in a key file instead (one base64 key a line, mode 0600; a secret manager can mount it), point TELESALUD_MASTER_KEY_FILE at it on every node, unset TELESALUD_MASTER_KEY, then run `telesalud keys rotate`',
+    );
+  }
+  return file;
+}
+
+/**
+ * Adds a new current key and re-wraps everything under it; when rows still name an older key the
+ * ring holds (an earlier rotation interrupted, or `resume`), finishes that instead of adding another.
+ */
+export async function rotateMasterKey(store: KeysStore, ring: KeyRing, options: RewrapOptions & { resume?: boolean; comment?: string } = {}): Promise<RotateResult> {
+  const keyFile = rotatableKeyFile(ring);
+  return withKeysLock(store, async () => {
+    // The file as it is now: keys another operator added since this process loaded it are kept.
+    ring.reload();
+    const previousKekId = ring.current().id;
+    const usage = await keyUsage(store.db, ring);
+    const pending = pendingUnder(usage, ring, previousKekId);
+    let newKekId: string | undefined;
+    if (!options.resume && pending.documents + pending.totpSecrets === 0) {
+      const kek = newKek();
+      const keks = [kek, ...ring.ids().map((id) => ring.byId(id))];
+      await replaceSecretFile(keyFile, formatKeyFile(keks, options.comment ?? `rotated ${new Date().toISOString()}`));
+      ring.reload();
+      if (ring.current().id !== kek.id) throw new Error(`${keyFile}: re-reading the key file just written did not give the new key ${kek.id}`);
+      newKekId = kek.id;
+    }
+    const summary = await rewrapUnderCurrent(store.db, ring, options);
+    return { ...summary, ...(newKekId ? { newKekId } : {}), previousKekId, keyFile };
+  });
+}
+
+/** Re-wraps every document key and TOTP secret that names another key than the ring's current one. */
+export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, options: RewrapOptions = {}): Promise<RewrapSummary> {
+  const started = performance.now();
+  const target = ring.current();
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  const summary: RewrapSummary = { targetKekId: target.id, documents: 0, totpSecrets: 0, batches: 0, unknownKey: 0, damaged: 0, remaining: { documents: 0, totpSecrets: 0 }, stopped: false, seconds: 0 };
+  const stop = () => options.signal?.aborted === true;
+
+  const docTotal = Number((await db.selectFrom('document_blob').select((eb) => eb.fn.countAll<number>().as('n')).where('kek_id', '<>', target.id).executeTakeFirst())?.n ?? 0);
+  let docDone = 0;
+  // A row that can not be re-wrapped is counted once, however many passes meet it.
+  const skipped = new Set<string>();
+  for (let pass = 0; pass < PASSES && !summary.stopped; pass++) {
+    let after: string | undefined;
+    let changed = 0;
+    for (;;) {
+      if (stop()) {
+        summary.stopped = true;
+        break;
+      }
+      let query = db.selectFrom('document_blob').select(['id', 'kek_id', 'wrapped_key']).where('kek_id', '<>', target.id).orderBy('id').limit(batchSize);
+      if (after !== undefined) query = query.where('id', '>', after);
+      const rows = await query.execute();
+      if (rows.length === 0) break;
+      after = rows.at(-1)!.id;
+      const updates: Array<{ id: string; oldKek: string; wrappedKey: Buffer }> = [];
+      for (const row of rows) {
+        try {
+          // The document id is the associated data every document key is wrapped with.
+          const rewrapped = rewrapKey(ring, { kekId: row.kek_id, wrappedKey: bytes(row.wrapped_key) }, row.id, target.id);
+          updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey: rewrapped.wrappedKey });
+        } catch (err) {
+          if (!(err instanceof UnknownKeyError || err instanceof DocumentIntegrityError)) throw err;
+          if (skipped.has(row.id)) continue;
+          skipped.add(row.id);
+          if (err instanceof UnknownKeyError) summary.unknownKey++;
+          else summary.damaged++;
+        }
+      }
+      const updated = await updateDocuments(db, target, updates);
+      summary.documents += updated;
+      changed += updated;
+      docDone += rows.length;
+      summary.batches++;
+      options.onProgress?.({ phase: 'documents', done: Math.min(docDone, docTotal), total: docTotal });
+    }
+    if (changed === 0) break;
+  }
+
+  for (const column of TOTP_COLUMNS) {
+    if (summary.stopped) break;
+    const resealed = await resealTotpColumn(db, ring, target, column, batchSize, options, summary, stop);
+    summary.totpSecrets += resealed;
+  }
+
+  const usage = await keyUsage(db, ring);
+  summary.remaining = pendingUnder(usage, ring, target.id);
+  summary.seconds = (performance.now() - started) / 1000;
+  return summary;
+}
+
+/** One statement per batch; only rows that still name the key they were read with change. */
+async function updateDocuments(db: Kysely<Database>, target: KeyEncryptionKey, updates: Array<{ id: string; oldKek: string; wrappedKey: Buffer }>): Promise<number> {
+  if (updates.length === 0) return 0;
+  const values = sql.join(updates.map((u) => sql`(${u.id}::uuid, ${u.oldKek}::text, ${u.wrappedKey}::bytea)`));
+  const result = await sql<{ id: string }>`
+    update document_blob d set kek_id = ${target.id}, wrapped_key = v.wrapped_key
+      from (values ${values}) as v(id, old_kek, wrapped_key)
+     where d.id = v.id and d.kek_id = v.old_kek
+    returning d.id`.execute(db);
+  return result.rows.length;
+}
+
+async function resealTotpColumn(
+  db: Kysely<Database>,
+  ring: KeyRing,
+  target: KeyEncryptionKey,
+  column: TotpColumn,
+  batchSize: number,
+  options: RewrapOptions,
+  summary: RewrapSummary,
+  stop: () => boolean,
+): Promise<number> {
+  const col = sql.ref(column);
+  const done = `kek.${target.id}.%`;
+  const total = Number((await sql<{ n: number }>`select count(*)::int as n from account where ${col} is not null and ${col} not like ${done}`.execute(db)).rows[0]?.n ?? 0);
+  let resealedCount = 0;
+  let seen = 0;
+  let after: string | undefined;
+  for (;;) {
+    if (stop()) {
+      summary.stopped = true;
+      break;
+    }
+    const rows = (
+      await sql<{ id: string; sealed: string }>`
+        select id, ${col} as sealed from account
+         where ${col} is not null and ${col} not like ${done} ${after === undefined ? sql`` : sql`and id > ${after}::uuid`}
+         order by id limit ${batchSize}`.execute(db)
+    ).rows;
+    if (rows.length === 0) break;
+    after = rows.at(-1)!.id;
+    const updates: Array<{ id: string; old: string; sealed: string }> = [];
+    for (const row of rows) {
+      try {
+        updates.push({ id: row.id, old: row.sealed, sealed: resealAccountTotpSecret(ring, row.sealed, row.id).sealed });
+      } catch (err) {
+        if (err instanceof UnknownKeyError) summary.unknownKey++;
+        else summary.damaged++;
+      }
+    }
+    if (updates.length > 0) {
+      const values = sql.join(updates.map((u) => sql`(${u.id}::uuid, ${u.old}::text, ${u.sealed}::text)`));
+      // Compared with the exact value read: a user enrolling a new authenticator meanwhile keeps theirs.
+      const result = await sql<{ id: string }>`
+        update account a set ${col} = v.sealed
+          from (values ${values}) as v(id, old, sealed)
+         where a.id = v.id and a.${col} = v.old
+        returning a.id`.execute(db);
+      resealedCount += result.rows.length;
+    }
+    seen += rows.length;
+    summary.batches++;
+    options.onProgress?.({ phase: 'totp', done: Math.min(seen, total), total });
+  }
+  return resealedCount;
+}
+
+export interface RetireResult {
+  retired: string[];
+  kept: string[];
+  keyFile: string;
+}
+
+/**
+ * `telesalud keys retire`: drops from the key file every key but the current one, refusing (and
+ * changing nothing) while any row still names one. Checked again after writing, so a row sealed
+ * under a retired key by a lagging node in that moment puts its key back instead of losing it.
+ */
+export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise<RetireResult> {
+  const keyFile = rotatableKeyFile(ring);
+  return withKeysLock(store, async () => {
+    ring.reload();
+    const current = ring.current();
+    const usage = await keyUsage(store.db, ring);
+    const pending = pendingUnder(usage, ring, current.id);
+    if (pending.documents + pending.totpSecrets > 0) throw new KeyRotationRefused(stillUsedLine(usage, ring, current.id));
+    if (usage.unopenableTotp > 0) {
+      throw new KeyRotationRefused(`${usage.unopenableTotp} TOTP secret(s) open with no key of ${keyFile}: nothing retired (retiring could lose the key they need)`);
+    }
+    const old = ring.ids().filter((id) => id !== current.id);
+    if (old.length === 0) return { retired: [], kept: [current.id], keyFile };
+    const all = ring.ids().map((id) => ring.byId(id));
+    await replaceSecretFile(keyFile, formatKeyFile([current], `retired ${old.join(', ')} on ${new Date().toISOString()}`));
+    const again = pendingUnder(await keyUsage(store.db, ring), ring, current.id);
+    if (again.documents + again.totpSecrets > 0) {
+      await replaceSecretFile(keyFile, formatKeyFile(all, `restored: a node sealed under an old key during retire`));
+      ring.reload();
+      throw new KeyRotationRefused(`a node sealed ${again.documents} document(s) and ${again.totpSecrets} TOTP secret(s) under an old key while retiring: the keys are back in ${keyFile}; give every node the current key file, run \`telesalud keys rotate --resume\`, then retire`);
+    }
+    ring.reload();
+    return { retired: old, kept: [current.id], keyFile };
+  });
+}
+
+function stillUsedLine(usage: Awaited<ReturnType<typeof keyUsage>>, ring: KeyRing, currentId: string): string {
+  const held = new Set(ring.ids());
+  const parts = [...usage.byKek]
+    .filter(([id, use]) => id !== currentId && held.has(id) && use.documents + use.totpSecrets > 0)
+    .map(([id, use]) => `key ${id} still wraps ${use.documents} document(s) and ${use.totpSecrets} TOTP secret(s)`);
+  return `nothing retired: ${parts.join('; ')}. Run \`telesalud keys rotate --resume\` (after every node has the current key file), then retire`;
+}

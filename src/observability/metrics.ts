@@ -1,0 +1,105 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { isAdministrator } from '../auth/administrator.js';
+import { forbidden } from '../records/fhir/outcomes.js';
+import type { AppContext } from '../server/app-context.js';
+
+/**
+ * `GET /metrics`: what the node is doing, in Prometheus text, for the people who run it.
+ * Counts and timings by route pattern and status only — never a URL, a query or an id, so
+ * nothing here can carry health data. Readable by administrators (an admin session, or the
+ * bootstrap token a scraper can be given as its bearer credential). Registered on the root
+ * application, not as an encapsulated plugin, so that its hook times every route.
+ */
+export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
+  // One registry per application: several nodes built in one process (tests) never mix figures.
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'telesalud_' });
+
+  const requests = new Counter({ name: 'telesalud_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'telesalud_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by method and route pattern',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'telesalud_ready',
+    help: '1 while the node takes traffic, 0 while it drains',
+    registers: [registry],
+    collect() {
+      this.set(ctx.lifecycle.draining ? 0 : 1);
+    },
+  });
+  const consult = {
+    rooms: new Gauge({ name: 'telesalud_consult_rooms', help: 'Consultation rooms open on this node', registers: [registry] }),
+    participants: new Gauge({ name: 'telesalud_consult_participants', help: 'Participants in this node\'s rooms (admitted or waiting)', registers: [registry] }),
+    waiting: new Gauge({ name: 'telesalud_consult_waiting', help: 'Participants in a waiting room on this node', registers: [registry] }),
+    sockets: new Gauge({ name: 'telesalud_consult_sockets', help: 'Signaling WebSockets open on this node', registers: [registry] }),
+    mbit: new Gauge({ name: 'telesalud_consult_media_mbit_per_second', help: 'Media bitrate the browsers of this node\'s consultations report', registers: [registry] }),
+    gbitToday: new Gauge({ name: 'telesalud_consult_media_gbit_today', help: 'Media sent by all participants today (UTC), every node included', registers: [registry] }),
+    badMessages: new Gauge({ name: 'telesalud_consult_bad_messages', help: 'Malformed or unknown signaling messages refused since the node started', registers: [registry] }),
+  };
+
+  // Security figures, read from the database at scrape time so every node reports the farm's truth.
+  const security = {
+    sessions: new Gauge({ name: 'telesalud_sessions_active', help: 'Sessions not yet expired (all nodes)', registers: [registry] }),
+    locked: new Gauge({ name: 'telesalud_accounts_locked', help: 'Accounts locked after repeated failed sign-ins (all nodes)', registers: [registry] }),
+    failures: new Gauge({ name: 'telesalud_sign_in_failures_last_hour', help: 'Failed sign-ins in the last hour (all nodes)', registers: [registry] }),
+  };
+  // The shield's refusals, counted in this node's memory (each node reports its own; sum them).
+  const shieldStats = app.hasDecorator('shieldStats') ? app.shieldStats : undefined;
+  new Counter({
+    name: 'telesalud_shield_blocks_total',
+    help: 'Requests and signaling messages the shield refused on this node, by the attack family that decided it ("banned": from a banned source)',
+    labelNames: ['family'],
+    registers: [registry],
+    collect() {
+      if (!shieldStats) return;
+      this.reset();
+      for (const [family, count] of shieldStats.byFamily()) this.inc({ family }, count);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_shield_bans_active',
+    help: 'Sources the shield has banned right now (the farm\'s bans when they are shared)',
+    registers: [registry],
+    async collect() {
+      const active = shieldStats ? await shieldStats.activeBans() : undefined;
+      this.set(active ?? 0);
+    },
+  });
+
+  const readSecurityFigures = async () => {
+    const row = (
+      await sql<{ sessions: number; locked: number; failures: number }>`
+        select (select count(*) from session where expires > now())::int as sessions,
+               (select count(*) from account where locked_until > now())::int as locked,
+               (select count(*) from audit_event where action = 'sign-in-failed' and recorded > now() - interval '1 hour')::int as failures`.execute(ctx.store.db)
+    ).rows[0]!;
+    security.sessions.set(row.sessions);
+    security.locked.set(row.locked);
+    security.failures.set(row.failures);
+  };
+
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.get('/metrics', async (request, reply) => {
+    if (!isAdministrator(request)) throw forbidden('metrics are for administrators');
+    const [status] = await Promise.all([ctx.consult.status(), readSecurityFigures()]);
+    consult.rooms.set(status.rooms);
+    consult.participants.set(status.participants);
+    consult.waiting.set(status.waiting);
+    consult.sockets.set(status.sockets);
+    consult.mbit.set(status.mbitPerSecondNow);
+    consult.gbitToday.set(status.gbitToday);
+    consult.badMessages.set(status.badMessages);
+    return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
+  });
+}

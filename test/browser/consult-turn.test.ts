@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { startBrowserNode, type BrowserNode } from './support/browser-node.js';
+import { launchChromium, newParticipant, pcStats, waitForVideoFromAll } from './support/chromium.js';
+import { admitNext, joinFromDeviceCheck, signInThroughConsult } from './support/consult-flow.js';
+import { startCoturn } from './support/coturn.js';
+
+/**
+ * A call relayed through a real coturn with the short-lived HMAC credentials the node hands out
+ * in `welcome`. The pages are forced to relay-only from outside (a test hook on the
+ * RTCPeerConnection constructor), so nothing in the product can weaken a user's call.
+ */
+describe('consultation through TURN', { timeout: 180_000 }, () => {
+  let turn: Awaited<ReturnType<typeof startCoturn>>;
+  let web: BrowserNode;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    turn = await startCoturn();
+    web = await startBrowserNode({ TELESALUD_TURN_URLS: turn.url, TELESALUD_TURN_SECRET: turn.secret });
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close().catch(() => undefined);
+    await web?.stop();
+    await turn?.stop();
+  });
+
+  it('completes a call with iceTransportPolicy relay, over a relay candidate pair', async () => {
+    const doctor = await web.account('doctora', 'clinician', 'Lucía Fernández');
+    const p = await web.account('paciente', 'patient', 'Tomás Romero');
+    const appointmentId = await web.appointment(p.patientId!, doctor.practitionerId!);
+    const host = await newParticipant(browser, { relayOnly: true });
+    const patient = await newParticipant(browser, { relayOnly: true });
+    await signInThroughConsult(host.page, web.origin, appointmentId, doctor.email, doctor.totpSecret);
+    await joinFromDeviceCheck(host.page);
+    await signInThroughConsult(patient.page, web.origin, appointmentId, p.email);
+    await joinFromDeviceCheck(patient.page);
+    await admitNext(host.page);
+    for (const page of [host.page, patient.page]) {
+      const [stats] = await waitForVideoFromAll(page, 1, 30_000);
+      expect(stats).toMatchObject({ state: 'connected', localCandidateType: 'relay' });
+      expect(await page.getByTestId('e2ee-status').getAttribute('data-state')).toBe('on');
+    }
+    expect((await pcStats(host.page))[0]!.remoteCandidateType).toBe('relay');
+  });
+});

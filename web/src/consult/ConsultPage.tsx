@@ -1,0 +1,113 @@
+import { useEffect, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { navigate } from '../app/navigation.js';
+import { currentSession } from '../auth/session.js';
+import { ConsentStep } from '../privacy/ConsentStep.js';
+import { telehealthConsent } from '../privacy/consent.js';
+import { CallSession } from './call-session.js';
+import { CallScreen } from './CallScreen.js';
+import { DeviceCheck } from './DeviceCheck.js';
+import { useCallState } from './useCallState.js';
+import { VideoTile } from './VideoTile.js';
+
+const GUEST_TOKEN = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Takes the guest token from the address (#token) and removes it, so it is not left in history or shown on screen. */
+function takeGuestToken(): string | undefined {
+  const token = location.hash.slice(1);
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  return GUEST_TOKEN.test(token) ? token : undefined;
+}
+
+/**
+ * /consult/<Appointment id> (signed in) and /consult/guest#<token>: device check → join →
+ * waiting room → call.
+ */
+export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; guest?: boolean }) {
+  const { t } = useTranslation();
+  const [guestToken] = useState(() => (guest ? takeGuestToken() : undefined));
+  const [ready, setReady] = useState(!!guest);
+  const [session, setSession] = useState<CallSession>();
+  // A patient who has not accepted the current privacy notice is asked first: the notice version to accept.
+  const [consentFor, setConsentFor] = useState<string>();
+
+  useEffect(() => {
+    if (guest) return;
+    let cancelled = false;
+    void currentSession()
+      .then(async (account) => {
+        if (cancelled) return;
+        if (!account) return navigate(`/sign-in?next=${encodeURIComponent(location.pathname)}`, true);
+        if (account.role === 'patient') {
+          const consent = await telehealthConsent();
+          if (!cancelled && consent.required) setConsentFor(consent.currentVersion);
+        }
+        if (!cancelled) setReady(true);
+      })
+      .catch(() => !cancelled && setReady(true));
+    return () => {
+      cancelled = true;
+    };
+  }, [guest]);
+
+  useEffect(() => () => session?.close(), [session]);
+
+  if (guest && !guestToken) return <Refusal text={t('consult.noToken')} />;
+  if (!ready) return <main className="narrow" aria-busy="true" />;
+  if (consentFor) return <ConsentStep noticeVersion={consentFor} onConsented={() => setConsentFor(undefined)} />;
+  if (!session) {
+    return (
+      <DeviceCheck
+        onJoin={(media) => {
+          const target = guestToken ? { guestToken } : { appointmentId: appointmentId! };
+          // Only the benchmark's own build can turn encryption off; in the product this is constant true.
+          const e2ee = !(__BENCH_BUILD__ && new URLSearchParams(location.search).get('e2ee') === 'off');
+          const s = new CallSession({ target, media, e2ee });
+          setSession(s);
+          void s.start();
+        }}
+      />
+    );
+  }
+  return <InCall session={session} appointmentId={appointmentId} />;
+}
+
+function InCall({ session, appointmentId }: { session: CallSession; appointmentId: string | undefined }) {
+  const { t } = useTranslation();
+  const state = useCallState(session);
+  switch (state.phase) {
+    case 'connecting':
+      return <main className="narrow" aria-busy="true" data-testid="connecting"><p>{t('consult.joining')}</p></main>;
+    case 'waiting':
+      return (
+        <main className="narrow stack" data-testid="waiting-room">
+          <h1>{t('consult.waitingTitle')}</h1>
+          <p role="status">{t('consult.waitingText')}</p>
+          {state.signaling === 'reconnecting' && <p role="status" className="warning">{t('consult.reconnecting')}</p>}
+          <span className={`badge ${state.e2ee ? 'ok' : 'bad'}`} data-testid="e2ee-status" data-state={state.e2ee ? 'on' : 'off'}>
+            {state.e2ee ? t('consult.e2eeOn') : t('consult.e2eeOff')}
+          </span>
+          <VideoTile track={session.outgoingVideo} muted mirrored label={t('consult.you')} />
+          <button type="button" onClick={() => session.hangUp()}>{t('consult.leave')}</button>
+        </main>
+      );
+    case 'in-call':
+      return <CallScreen session={session} state={state} appointmentId={appointmentId} />;
+    case 'ended':
+      return <Refusal testId="call-ended" reason={state.endReason} text={t(`consult.ended.${state.endReason ?? 'ended'}`)} />;
+    case 'refused': {
+      const code = state.refusal?.code;
+      const known = code === 'unauthenticated' || code === 'not-allowed' || code === 'not-found' || code === 'room-full';
+      return <Refusal testId="refused" reason={code} title={t('consult.refused.title')} text={known ? t(`consult.refused.${code}`) : t('consult.refused.generic')} />;
+    }
+  }
+}
+
+function Refusal({ title, text, testId = 'refused', reason }: { title?: string; text: string; testId?: string; reason?: string | undefined }) {
+  return (
+    <main className="narrow stack" data-testid={testId} data-reason={reason}>
+      {title && <h1>{title}</h1>}
+      <p role="alert">{text}</p>
+    </main>
+  );
+}
