@@ -355,11 +355,11 @@ describe.each(STORE_KINDS)('real browsers through the shield (%s)', (kind) => {
   it('treats a Host that is another address as a notice: enough to refuse a request to no route, not a real one', async () => {
     const headers = { host: '10.1.2.3', 'user-agent': 'curl/8.5.0', accept: '*/*' };
     expect((await node.app.inject({ method: 'GET', url: '/fhir/R4/metadata', headers, remoteAddress: from() })).statusCode).toBe(200);
-    const probe = await node.app.inject({ method: 'GET', url: '/', headers, remoteAddress: from() });
+    const probe = await node.app.inject({ method: 'GET', url: '/nothing-here', headers, remoteAddress: from() });
     expect(probe.statusCode).toBe(403);
     expect(probe.headers['x-refused-by']).toBe('shield');
     // The same request without the anomaly is a plain miss.
-    expect((await node.app.inject({ method: 'GET', url: '/', headers: { ...headers, host: '127.0.0.1:8443' }, remoteAddress: from() })).statusCode).toBe(404);
+    expect((await node.app.inject({ method: 'GET', url: '/nothing-here', headers: { ...headers, host: '127.0.0.1:8443' }, remoteAddress: from() })).statusCode).toBe(404);
   });
 
   it('says "shield" in a header too, for a HEAD request whose answer has no body', async () => {

@@ -7,7 +7,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppContext } from './app-context.js';
 
 /** The browser app's pages: each answers with the same index.html, the app routes by path. */
-export const WEB_APP_ROUTES = ['/sign-in', '/privacy', '/consult/guest', '/consult/:appointmentId'] as const;
+export const WEB_APP_ROUTES = ['/', '/sign-in', '/privacy', '/consult/guest', '/consult/:appointmentId'] as const;
+/** The areas: every path under them is the app's (the portal, the clinician workspace, the admin console, invitations). */
+export const WEB_APP_AREAS = ['/portal', '/clinic', '/admin', '/invite'] as const;
 
 /** dist/web beside the compiled server (dist/server), or under the repository root when run from src/. */
 export function webAppDir(): string {
@@ -92,5 +94,11 @@ export async function webAppRoutes(app: FastifyInstance, ctx: AppContext): Promi
   };
   for (const url of WEB_APP_ROUTES) {
     app.get(url, { schema: url.includes(':') ? { params: { type: 'object', properties: { appointmentId: { type: 'string', pattern: '^[A-Za-z0-9\\-.]{1,64}$' } }, required: ['appointmentId'] } } : {} }, (_request, reply) => sendIndex(reply));
+  }
+  // The app routes inside an area itself; the path is checked here only for its shape.
+  const areaPath = { params: { type: 'object', properties: { '*': { type: 'string', pattern: '^[A-Za-z0-9\\-._/]{0,200}$' } } } };
+  for (const area of WEB_APP_AREAS) {
+    app.get(area, (_request, reply) => sendIndex(reply));
+    app.get(`${area}/*`, { schema: areaPath }, (_request, reply) => sendIndex(reply));
   }
 }

@@ -18,7 +18,7 @@ describe('web app serving', () => {
   const get = (url: string) => node.app.inject({ method: 'GET', url, headers: { accept: 'text/html,*/*', host: 'clinica.test' } });
 
   it('answers the app routes with index.html, uncached, under a strict CSP and camera/microphone for this origin only', async () => {
-    for (const url of ['/sign-in', '/consult/guest', '/consult/3f1c2a9e-8d7b-4c1a-9e2f-0a1b2c3d4e5f']) {
+    for (const url of ['/', '/sign-in', '/consult/guest', '/consult/3f1c2a9e-8d7b-4c1a-9e2f-0a1b2c3d4e5f', '/portal', '/portal/record', '/invite/Zm9vYmFyYmF6', '/clinic', '/clinic/patients/3f1c2a9e', '/admin', '/admin/audit']) {
       const res = await get(url);
       expect(res.statusCode).toBe(200);
       expect(res.headers['content-type']).toMatch(/^text\/html/);
@@ -37,7 +37,7 @@ describe('web app serving', () => {
     const asset = await get(`/assets/${script}`);
     expect(asset.statusCode).toBe(200);
     expect(asset.headers['cache-control']).toMatch(/max-age=31536000.*immutable/);
-    for (const url of ['/assets/', '/assets/.env', '/assets/../index.html', '/assets/%2e%2e/%2e%2e/package.json', '/consult/bad id!', '/index.html', '/package.json']) {
+    for (const url of ['/assets/', '/assets/.env', '/assets/../index.html', '/assets/%2e%2e/%2e%2e/package.json', '/consult/bad id!', '/index.html', '/package.json', '/portal/%2e%2e/%2e%2e/package.json', '/admin/<script>', '/clinic/a%00b']) {
       expect([400, 401, 403, 404]).toContain((await get(url)).statusCode);
     }
   });

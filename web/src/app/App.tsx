@@ -1,9 +1,39 @@
+import { lazy, Suspense, useEffect } from 'react';
 import { useTranslation } from 'react-i18next';
 import { SignInPage } from '../auth/SignInPage.js';
+import { currentSession } from '../auth/session.js';
 import { ConsultPage } from '../consult/ConsultPage.js';
 import { LanguageSwitch } from '../i18n/LanguageSwitch.js';
 import { PrivacyPage } from '../privacy/PrivacyPage.js';
-import { usePathname } from './navigation.js';
+import { navigate, usePathname } from './navigation.js';
+
+// Each area is its own chunk: a patient's phone never downloads the clinician's or the admin's code.
+const PortalApp = lazy(() => import('../portal/PortalApp.js'));
+const ClinicApp = lazy(() => import('../clinic/ClinicApp.js'));
+const AdminApp = lazy(() => import('../admin/AdminApp.js'));
+
+/** Where each role starts. */
+export const HOME_BY_ROLE: Record<string, string> = { patient: '/portal', clinician: '/clinic', admin: '/admin' };
+
+/** `/`: the signed-in user's own area, or sign-in. */
+function Home() {
+  const { t } = useTranslation();
+  useEffect(() => {
+    let live = true;
+    currentSession().then(
+      (account) => live && navigate(account ? (HOME_BY_ROLE[account.role] ?? '/sign-in') : '/sign-in', true),
+      () => live && navigate('/sign-in', true),
+    );
+    return () => {
+      live = false;
+    };
+  }, []);
+  return <main className="narrow" aria-busy="true"><p>{t('app.loading')}</p></main>;
+}
+
+function under(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
 
 /** App routes; the node serves this same page for each of them (src/server/web-app-routes.ts). */
 export function App() {
@@ -15,14 +45,17 @@ export function App() {
   else if (path === '/privacy') page = <PrivacyPage />;
   else if (path === '/consult/guest') page = <ConsultPage guest />;
   else if (consult) page = <ConsultPage appointmentId={consult[1]!} />;
-  else page = <main className="narrow"><h1>{t('app.name')}</h1></main>;
+  else if (under(path, '/portal') || under(path, '/invite')) page = <PortalApp path={path} />;
+  else if (under(path, '/clinic')) page = <ClinicApp path={path} />;
+  else if (under(path, '/admin')) page = <AdminApp path={path} />;
+  else page = <Home />;
   return (
     <>
       <header className="top-bar">
         <span className="brand">{t('app.name')}</span>
         <LanguageSwitch />
       </header>
-      {page}
+      <Suspense fallback={<main className="narrow" aria-busy="true"><p>{t('app.loading')}</p></main>}>{page}</Suspense>
     </>
   );
 }

@@ -1,5 +1,5 @@
 export const en = {
-  app: { name: 'telesalud', language: 'Language' },
+  app: { name: 'telesalud', language: 'Language', loading: 'Loading…' },
   signIn: {
     title: 'Sign in',
     email: 'Email',

@@ -1,7 +1,7 @@
 import type { Messages } from './i18n.js';
 
 export const es: Messages = {
-  app: { name: 'telesalud', language: 'Idioma' },
+  app: { name: 'telesalud', language: 'Idioma', loading: 'Cargando…' },
   signIn: {
     title: 'Iniciar sesión',
     email: 'Correo electrónico',

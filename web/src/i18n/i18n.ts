@@ -1,9 +1,12 @@
 import i18next from 'i18next';
 import { initReactI18next } from 'react-i18next';
+import { adminEn, adminEs } from '../admin/messages.js';
+import { clinicEn, clinicEs } from '../clinic/messages.js';
+import { portalEn, portalEs } from '../portal/messages.js';
 import { en } from './en.js';
 import { es } from './es.js';
+import type { Widen } from './widen.js';
 
-type Widen<T> = { [K in keyof T]: T[K] extends string ? string : Widen<T[K]> };
 /** Every language has every key of the English catalogue. */
 export type Messages = Widen<typeof en>;
 
@@ -24,7 +27,11 @@ function initialLanguage(): Language {
 
 export function setupI18n(): typeof i18next {
   void i18next.use(initReactI18next).init({
-    resources: { en: { translation: en }, es: { translation: es } },
+    // Each area keeps its own catalogue (web/src/<area>/messages.ts) under its name.
+    resources: {
+      en: { translation: { ...en, portal: portalEn, clinic: clinicEn, admin: adminEn } },
+      es: { translation: { ...es, portal: portalEs, clinic: clinicEs, admin: adminEs } },
+    },
     lng: initialLanguage(),
     fallbackLng: 'es',
     // React escapes already.
