@@ -36,6 +36,8 @@ export class RedisBus implements Bus {
   private state: { up: boolean; since: number } = { up: false, since: Date.now() };
   private lastDownLog = 0;
   private closed = false;
+  /** The subscriber connection has every channel of `handlers` subscribed again since it last (re)connected. */
+  private subscribed = false;
   private readonly listeners = new Set<(up: boolean) => void>();
 
   constructor(url: string, options: RedisBusOptions) {
@@ -56,7 +58,10 @@ export class RedisBus implements Bus {
     this.subscriber = new Redis(url, common);
     for (const client of [this.redis, this.subscriber]) {
       client.on('ready', () => this.onReady(client));
-      client.on('close', () => this.update());
+      client.on('close', () => {
+        if (client === this.subscriber) this.subscribed = false;
+        this.update();
+      });
       // Without a listener ioredis prints every failed reconnect; the status says it instead.
       client.on('error', (err: unknown) => this.onError(err));
     }
@@ -82,8 +87,9 @@ export class RedisBus implements Bus {
     });
   }
 
+  /** Up means both connections ready and every subscription restored: only then can a node count on hearing the others. */
   connected(): boolean {
-    return this.redis.status === 'ready' && this.subscriber.status === 'ready';
+    return this.redis.status === 'ready' && this.subscriber.status === 'ready' && this.subscribed;
   }
 
   /** Called with true when Redis comes back (after being down) and false when it goes. */
@@ -107,7 +113,7 @@ export class RedisBus implements Bus {
     if (!set) {
       set = new Set();
       this.handlers.set(name, set);
-      // Down now: onReady subscribes when the connection comes (back).
+      // Down now: restoreSubscriptions subscribes when the connection comes (back).
       if (this.subscriber.status === 'ready') await this.subscriber.subscribe(name);
     }
     set.add(handler);
@@ -128,10 +134,28 @@ export class RedisBus implements Bus {
   }
 
   private onReady(client: Redis): void {
-    if (client === this.subscriber && this.handlers.size > 0) {
-      this.subscriber.subscribe(...this.handlers.keys()).catch((err: unknown) => this.onError(err));
+    if (client === this.subscriber) void this.restoreSubscriptions();
+    else this.update();
+  }
+
+  /**
+   * After a (re)connect the subscriber connection has no subscriptions: subscribe every channel
+   * again before saying the bus is up, retrying while the connection stays ready (a refused
+   * SUBSCRIBE right after a restart would otherwise leave this node deaf while it looks healthy).
+   */
+  private async restoreSubscriptions(): Promise<void> {
+    for (let attempt = 1; !this.closed && this.subscriber.status === 'ready'; attempt++) {
+      try {
+        const channels = [...this.handlers.keys()];
+        if (channels.length > 0) await this.subscriber.subscribe(...channels);
+        this.subscribed = true;
+        this.update();
+        return;
+      } catch (err) {
+        this.logger.warn({ err: safeError(err), attempt }, 'redis subscriptions not restored; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 1000)));
+      }
     }
-    this.update();
   }
 
   private update(): void {

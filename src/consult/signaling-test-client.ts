@@ -48,14 +48,21 @@ export class SignalingTestClient {
   /** The next message not yet taken that matches `type` (earlier ones of other types are skipped). */
   next<T extends ServerMessage['type']>(type: T, timeoutMs = 5000): Promise<Extract<ServerMessage, { type: T }>> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "${type}" within ${timeoutMs} ms; got ${JSON.stringify(this.received.map((m) => m.type))}`)), timeoutMs);
-      this.waiters.push({
-        match: (m) => m.type === type,
-        resolve: (m) => {
+      const waiter = {
+        match: (m: ServerMessage) => m.type === type,
+        resolve: (m: ServerMessage) => {
           clearTimeout(timer);
           resolve(m as Extract<ServerMessage, { type: T }>);
         },
-      });
+      };
+      // A waiter that gave up leaves the queue: left there, it would take the next match from whoever waits after it.
+      const timer = setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(new Error(`no "${type}" within ${timeoutMs} ms; got ${JSON.stringify(this.received.map((m) => m.type))}`));
+        this.wake();
+      }, timeoutMs);
+      this.waiters.push(waiter);
       this.wake();
     });
   }
