@@ -29,8 +29,8 @@
  *   by default the server's own configuration),
  *   BENCH_QUIET_WAIT_SECONDS (60: before each scenario, wait up to this long for other work on
  *   the machine to stop; a scenario that ran beside other work is flagged as disturbed),
- *   BENCH_SECTIONS ("fhir,signaling,shield,media": which parts run; each further part has its own knobs,
- *   listed at the top of its file: bench/consult-signaling.ts, bench/shield.ts, bench/consult-media.ts).
+ *   BENCH_SECTIONS ("fhir,signaling,shield,media,farm": which parts run; each further part has its own knobs,
+ *   listed at the top of its file: bench/consult-signaling.ts, bench/shield.ts, bench/consult-media.ts, bench/farm.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -49,6 +49,7 @@ import { isProcessAlive } from '../src/server/data-dir-lock.js';
 import { benchSignaling, printSignalingFigures } from './consult-signaling.js';
 import { benchShield, printShieldFigures, shieldBenchOptions } from './shield.js';
 import { benchConsultMedia, printConsultMediaFigures } from './consult-media.js';
+import { benchFarm, farmBenchOptions, printFarmFigures } from './farm.js';
 
 /** One database per run (its pid in the name): runs side by side never drop each other's data. */
 const BENCH_DATABASE_PREFIX = 'telesalud_bench_';
@@ -83,7 +84,7 @@ const settings = {
   scenarios: (process.env.BENCH_SCENARIOS || 'healthz,read,name,obs,audit').split(',').map((x) => x.trim()),
   auditRounds: envInt('BENCH_AUDIT_ROUNDS', 2, 1),
   quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0),
-  sections: (process.env.BENCH_SECTIONS || 'fhir,signaling,shield,media').split(',').map((x) => x.trim()),
+  sections: (process.env.BENCH_SECTIONS || 'fhir,signaling,shield,media,farm').split(',').map((x) => x.trim()),
 };
 /** The parts of the benchmark after the FHIR one, each printing its own figures and ratios. */
 const FURTHER_SECTIONS: Record<string, { title: string; run: () => Promise<void> }> = {
@@ -97,6 +98,10 @@ const FURTHER_SECTIONS: Record<string, { title: string; run: () => Promise<void>
       const options = shieldBenchOptions();
       printShieldFigures(await benchShield(options), options);
     },
+  },
+  farm: {
+    title: 'farm (mixed workload on one node and on three nodes behind HAProxy, overhead per request)',
+    run: async () => printFarmFigures(await benchFarm(farmBenchOptions())),
   },
   media: {
     title: 'consultation media (admit → first frame and video bitrate, encryption on / off)',

@@ -55,6 +55,8 @@ const KINDS: Record<string, { type: Coding; subtype?: Coding; action: 'C' | 'R' 
   'client-revoked': { type: dcm('110136', 'Security Roles Changed'), action: 'D' },
   'audit-search': { type: dcm('110101', 'Audit Log Used'), action: 'E' },
   'audit-export': { type: dcm('110101', 'Audit Log Used'), subtype: dcm('110106', 'Export'), action: 'R' },
+  // Retention removed the oldest entries (the range is in the detail).
+  'audit-truncated': { type: dcm('110101', 'Audit Log Used'), action: 'D' },
 };
 /** Actions added later (consultations, break-the-glass…) still map: as application activity, with their own code as subtype. */
 const OTHER = { type: dcm('110100', 'Application Activity'), action: 'E' as const };

@@ -5,6 +5,7 @@ import { canonicalBody, CHAIN_PREFIX, storableDetail, storableText } from './aud
 import { CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_INTERVAL_MS, signCheckpoint, type Checkpoint } from './audit-checkpoint.js';
 import type { AuditSigningKey } from './audit-signing-key.js';
 import { bytes } from '../db/bytes.js';
+import { PREPARED } from '../db/database.js';
 
 /** Accesses to health data, then security events. */
 export type AuditAction =
@@ -62,7 +63,13 @@ export type AuditAction =
   | 'shield-ban'
   // Patient rights (src/privacy): a whole record exported, telehealth consent given.
   | 'export'
-  | 'consent-recorded';
+  | 'consent-recorded'
+  // Operations (src/audit retention, src/keys): the oldest audit entries removed; keys rotated and retired.
+  | 'audit-truncated'
+  | 'key-rotation-started'
+  | 'key-rotation-finished'
+  | 'key-retired'
+  | 'audit-key-rotated';
 
 export interface AuditEntry {
   actor: string;
@@ -296,8 +303,8 @@ export class AuditLog {
       columns.detail.push(detail === null ? null : JSON.stringify(detail));
       columns.body.push(canonicalBody(fields));
     }
-    const { rows } = await sql<{ prev_seq: number | string; head_seq: number | string; head_hash: Uint8Array }>`
-      select prev_seq, head_seq, head_hash from audit_append(
+    // Prepared (db/database.ts): every audited access makes this call, its parse and plan are done once per connection.
+    const { rows } = await sql<{ prev_seq: number | string; head_seq: number | string; head_hash: Uint8Array }>`${sql.raw(PREPARED)}select prev_seq, head_seq, head_hash from audit_append(
         ${CHAIN_PREFIX}, ${recorded}::timestamptz,
         ${columns.actor}::text[], ${columns.action}::text[], ${columns.resourceType}::text[], ${columns.resourceId}::text[], ${columns.patient}::text[],
         ${columns.outcome}::text[], ${columns.source}::text[], ${columns.requestId}::text[], ${columns.detail}::jsonb[], ${columns.body}::text[],

@@ -4,6 +4,7 @@ import { chainedFieldsOf, chainHash, GENESIS_HASH, type StoredAuditFields } from
 import { CHECKPOINT_EVERY_ENTRIES, checkCheckpointSignature, type Checkpoint } from './audit-checkpoint.js';
 import type { AuditVerifyingKey } from './audit-signing-key.js';
 import { bytes } from '../db/bytes.js';
+import { checkRetentionSignature, readRetentionRecords, retentionTableExists, type RetentionRecord } from './audit-retention-record.js';
 
 export type AuditProblemKind = 'altered' | 'inserted' | 'deleted' | 'bad-checkpoint';
 
@@ -25,8 +26,24 @@ export interface AuditChainReport {
   /** Newest checkpoint checked, 0 if none. */
   lastCheckpointSeq: number;
   firstProblem?: AuditChainProblem;
+  /**
+   * Ranges removed by retention (oldest first): the walk starts after the last one, from the
+   * signed checkpoint that anchors it. Absent when the chain still starts at seq 1.
+   */
+  removed?: RemovedRange[];
   /** Not proof of tampering, but worth an operator's attention (a disabled guard trigger, an unsigned tail). */
   warnings: string[];
+}
+
+/** What `audit verify` says about one removal. */
+export interface RemovedRange {
+  firstSeq: number;
+  lastSeq: number;
+  entries: number;
+  /** Entries recorded before this instant were due for removal. */
+  horizon: string;
+  removedAt: string;
+  archiveSha256: string | null;
 }
 
 export interface VerifyAuditChainOptions {
@@ -35,6 +52,8 @@ export interface VerifyAuditChainOptions {
   /** Rows read per query: memory stays bounded whatever the chain's length. */
   pageSize?: number;
   onProgress?: (checked: number, total: number) => void;
+  /** Stop at this position (retention checks the range it is about to remove). */
+  upToSeq?: number;
 }
 
 interface EntryRow extends StoredAuditFields {
@@ -54,6 +73,22 @@ const DEFAULT_PAGE = 5000;
  * its tail was cut off.
  */
 export async function verifyAuditChain(database: Kysely<Database>, options: VerifyAuditChainOptions): Promise<AuditChainReport> {
+  const { report, removalsSeen } = await verifyOnce(database, options);
+  // A retention removal that committed while we walked (a node's daily run) makes entries vanish
+  // under the walk: not tampering. Walk again from the new anchor rather than raise a false alarm.
+  if (!report.ok && (await readRetentionRecords(database)).length !== removalsSeen) return (await verifyOnce(database, options)).report;
+  return report;
+}
+
+async function verifyOnce(database: Kysely<Database>, options: VerifyAuditChainOptions): Promise<{ report: AuditChainReport; removalsSeen: number }> {
+  let removalsSeen = 0;
+  const report = await walkChain(database, options, (n) => {
+    removalsSeen = n;
+  });
+  return { report, removalsSeen };
+}
+
+async function walkChain(database: Kysely<Database>, options: VerifyAuditChainOptions, sawRemovals: (n: number) => void): Promise<AuditChainReport> {
   const db = database;
   const pageSize = options.pageSize ?? DEFAULT_PAGE;
   const keys = new Map(options.keys.map((k) => [k.keyId, k]));
@@ -62,12 +97,14 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
   let entries = 0;
   let checkpoints = 0;
   let lastCheckpointSeq = 0;
+  let removed: RemovedRange[] = [];
   const report = (firstProblem?: AuditChainProblem): AuditChainReport => ({
     ok: firstProblem === undefined,
     entries,
     checkpoints,
     lastCheckpointSeq,
     ...(firstProblem ? { firstProblem } : {}),
+    ...(removed.length > 0 ? { removed } : {}),
     warnings,
   });
 
@@ -75,14 +112,32 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
   const outside = await db.selectFrom('audit_event').select('id').where(sql<boolean>`seq is null`).limit(1).executeTakeFirst();
   if (outside) return report({ seq: 0, id: Number(outside.id), kind: 'inserted', detail: `row id ${outside.id} has no place in the chain (its seq is empty)` });
 
-  // The chain as it stands now; entries appended while we walk are left for the next run.
-  const headSeq = Number((await db.selectFrom('audit_event').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst())?.seq ?? 0);
+  // Where the chain starts: seq 1 from the genesis value, or after the last retention removal
+  // from the hash its signed anchor checkpoint vouches for.
+  const start = await retentionAnchor(database, keys);
+  sawRemovals(start.removed.length);
+  removed = start.removed;
+  if (start.problem) return report(start.problem);
+  if (start.anchor) {
+    checkpoints = 1;
+    lastCheckpointSeq = start.anchor.seq;
+    // Nothing may be left, or come back, inside a removed range.
+    const inside = await db.selectFrom('audit_event').select(['id', 'seq']).where('seq', '<=', start.anchor.seq).orderBy('seq').limit(1).executeTakeFirst();
+    if (inside) {
+      return report({ seq: Number(inside.seq), id: Number(inside.id), kind: 'inserted', detail: `entry ${inside.seq} (row id ${inside.id}) lies in the range 1…${start.anchor.seq} that retention removed` });
+    }
+  }
+  const anchorSeq = start.anchor?.seq ?? 0;
 
-  const checkpointPages = pagedCheckpoints(database, pageSize, headSeq);
+  // The chain as it stands now; entries appended while we walk are left for the next run.
+  const currentHead = Number((await db.selectFrom('audit_event').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst())?.seq ?? 0);
+  const headSeq = options.upToSeq === undefined ? currentHead : Math.min(currentHead, options.upToSeq);
+
+  const checkpointPages = pagedCheckpoints(database, pageSize, headSeq, anchorSeq);
   let nextCheckpoint = await checkpointPages.next();
 
-  let expected = 1;
-  let prevHash: Buffer = GENESIS_HASH;
+  let expected = anchorSeq + 1;
+  let prevHash: Buffer = start.anchor ? start.anchor.hash : GENESIS_HASH;
   let prevPrevHash: Buffer | undefined;
   // A checkpoint that disagrees with the chain is held for one more entry: that entry may name
   // the change more precisely (an insertion or a re-hashed entry at the checkpoint's position).
@@ -101,7 +156,7 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
     rows.catch(() => undefined); // a prefetch left behind by an early return must not become an unhandled rejection
     return rows;
   };
-  let nextPage = page(0, 0);
+  let nextPage = anchorSeq > 0 ? page(anchorSeq, Number.MAX_SAFE_INTEGER) : page(0, 0);
   for (;;) {
     const rows = await nextPage;
     // The database reads the next page while this one is hashed.
@@ -167,7 +222,8 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
     options.onProgress?.(entries, headSeq);
   }
   if (held) return report(held);
-  if (entries < headSeq) {
+  if (options.upToSeq !== undefined) return report();
+  if (entries < headSeq - anchorSeq) {
     return report({ seq: expected, kind: 'deleted', detail: `entries ${expected}…${headSeq} disappeared while the chain was being verified` });
   }
 
@@ -198,7 +254,7 @@ export async function verifyAuditChain(database: Kysely<Database>, options: Veri
     }
   }
 
-  const unsigned = headSeq - lastCheckpointSeq;
+  const unsigned = headSeq - Math.max(lastCheckpointSeq, anchorSeq);
   if (unsigned > CHECKPOINT_EVERY_ENTRIES) warnings.push(`the last ${unsigned} entries are covered by no signed checkpoint (expected one every ${CHECKPOINT_EVERY_ENTRIES}): checkpoints stopped or were removed`);
   return report();
 }
@@ -220,10 +276,10 @@ async function checkpointPage(db: Kysely<Database>, afterSeq: number, limit: num
 }
 
 /** The checkpoints up to `upTo`, one at a time, read a page at a time. */
-function pagedCheckpoints(db: Kysely<Database>, pageSize: number, upTo: number): { next(): Promise<Checkpoint | undefined> } {
+function pagedCheckpoints(db: Kysely<Database>, pageSize: number, upTo: number, from = 0): { next(): Promise<Checkpoint | undefined> } {
   let page: Checkpoint[] = [];
   let index = 0;
-  let after = 0;
+  let after = from;
   let done = false;
   return {
     async next() {
@@ -238,15 +294,58 @@ function pagedCheckpoints(db: Kysely<Database>, pageSize: number, upTo: number):
   };
 }
 
+interface ChainStart {
+  anchor?: Checkpoint;
+  removed: RemovedRange[];
+  problem?: AuditChainProblem;
+}
+
+/**
+ * The retention records, each signed by a trusted audit key and together covering 1…n without a
+ * gap, and the checkpoint at n that anchors the rest: present, validly signed, with the hash the
+ * last record names. Anything else is reported as the problem it is.
+ */
+async function retentionAnchor(db: Kysely<Database>, keys: ReadonlyMap<string, AuditVerifyingKey>): Promise<ChainStart> {
+  const records: RetentionRecord[] = await readRetentionRecords(db);
+  const removed: RemovedRange[] = records.map((r) => ({ firstSeq: r.firstSeq, lastSeq: r.lastSeq, entries: r.entriesRemoved, horizon: r.horizon, removedAt: r.removedAt, archiveSha256: r.archiveSha256 }));
+  if (records.length === 0) return { removed };
+  let next = 1;
+  for (const r of records) {
+    const signature = checkRetentionSignature(keys, r);
+    if (!signature.ok) return { removed, problem: { seq: r.firstSeq, kind: 'bad-checkpoint', detail: `the record of the removal of entries ${r.firstSeq}…${r.lastSeq}: ${signature.reason}` } };
+    if (r.firstSeq !== next) {
+      return {
+        removed,
+        problem: r.firstSeq > next
+          ? { seq: next, kind: 'deleted', detail: `entries ${next}…${r.firstSeq - 1} are missing: no retention record accounts for them` }
+          : { seq: r.firstSeq, kind: 'bad-checkpoint', detail: `two retention records claim seq ${r.firstSeq}` },
+      };
+    }
+    next = r.lastSeq + 1;
+  }
+  const last = records.at(-1)!;
+  const [anchor] = await checkpointPage(db, last.lastSeq - 1, 1, last.lastSeq);
+  if (!anchor) {
+    return { removed, problem: { seq: last.lastSeq, kind: 'deleted', detail: `the checkpoint at seq ${last.lastSeq} that anchors the chain after the removal of ${last.firstSeq}…${last.lastSeq} (on ${last.removedAt}) is missing` } };
+  }
+  const signature = checkCheckpointSignature(keys, anchor);
+  if (!signature.ok) return { removed, problem: { seq: anchor.seq, kind: 'bad-checkpoint', detail: `anchor checkpoint at seq ${anchor.seq}: ${signature.reason}` } };
+  if (!anchor.hash.equals(last.lastHash)) {
+    return { removed, problem: { seq: anchor.seq, kind: 'bad-checkpoint', detail: `the anchor checkpoint at seq ${anchor.seq} does not hold the hash of the last removed entry recorded on ${last.removedAt}` } };
+  }
+  return { anchor, removed };
+}
+
 /** The append-only triggers should be there and enabled; their absence is not tampering by itself, but it invites it. */
 async function guardWarnings(db: Kysely<Database>): Promise<string[]> {
   const rows = (
     await sql<{ tgname: string; tgenabled: string }>`
       select tgname, tgenabled from pg_trigger
-       where tgrelid in ('audit_event'::regclass, 'audit_checkpoint'::regclass) and not tgisinternal`.execute(db)
+       where tgrelid in ('audit_event'::regclass, 'audit_checkpoint'::regclass, to_regclass('audit_retention')) and not tgisinternal`.execute(db)
   ).rows;
   const warnings: string[] = [];
-  for (const name of ['audit_event_append_only', 'audit_event_no_truncate', 'audit_checkpoint_append_only', 'audit_checkpoint_no_truncate']) {
+  const guarded = ['audit_event', 'audit_checkpoint', ...((await retentionTableExists(db)) ? ['audit_retention'] : [])];
+  for (const name of guarded.flatMap((t) => [`${t}_append_only`, `${t}_no_truncate`])) {
     const trigger = rows.find((r) => r.tgname === name);
     if (!trigger) warnings.push(`the trigger ${name} that keeps the audit trail append-only is missing`);
     else if (trigger.tgenabled === 'D') warnings.push(`the trigger ${name} that keeps the audit trail append-only is disabled`);

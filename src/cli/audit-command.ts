@@ -2,7 +2,10 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
 import type { Config } from '../config/config.js';
-import { AUDIT_SIGNING_KEY_ENV, AUDIT_SIGNING_KEY_FILE, loadAuditVerifyingKeys, parseAuditPublicKeys, type AuditVerifyingKey } from '../audit/audit-signing-key.js';
+import { AUDIT_SIGNING_KEY_ENV, AUDIT_SIGNING_KEY_FILE, loadAuditSigningKey, loadAuditVerifyingKeys, parseAuditPublicKeys, type AuditVerifyingKey } from '../audit/audit-signing-key.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { applyAuditRetention, archiveAuditRange, checkHorizon, planAuditRetention, type RetentionPlan } from '../audit/audit-retention.js';
+import { commandLogLevel, createLogger } from '../logging/logger.js';
 import { verifyAuditChain, type AuditChainReport } from '../audit/verify-chain.js';
 import { openCommandStore } from './command-store.js';
 import { percent, progressLine } from './progress.js';
@@ -60,9 +63,97 @@ async function verifyingKeys(config: Config, options: AuditVerifyOptions): Promi
 }
 
 function validLine(r: AuditChainReport): string {
-  const tail = r.entries - r.lastCheckpointSeq;
+  const removed = r.removed ?? [];
+  const startSeq = (removed.at(-1)?.lastSeq ?? 0) + 1;
+  const tail = startSeq - 1 + r.entries - r.lastCheckpointSeq;
   const signed = r.checkpoints === 0 ? 'no signed checkpoints' : `${r.checkpoints} signed checkpoint${r.checkpoints === 1 ? '' : 's'} (last at seq ${r.lastCheckpointSeq}${tail > 0 ? `; ${tail} newer entr${tail === 1 ? 'y' : 'ies'} chained, not yet signed` : ''})`;
-  return `audit chain valid: ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}, ${signed}`;
+  const line = `audit chain valid: ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}, ${signed}`;
+  if (removed.length === 0) return line;
+  // What retention took away, and from where the chain is verified.
+  const ranges = removed.map((x) => `  removed by retention: entries ${x.firstSeq}…${x.lastSeq} (${x.entries}, recorded before ${x.horizon}) on ${x.removedAt}${x.archiveSha256 ? `, archived (sha256 ${x.archiveSha256})` : ''}`);
+  return [`${line}; verified from the signed anchor at seq ${startSeq - 1}`, ...ranges].join('\n');
+}
+
+/** `--before DATE`: a date (midnight UTC) or a date-time, at least MIN_AUDIT_RETENTION_DAYS ago. */
+function parseBefore(value: string): Date {
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
+  checkHorizon(date);
+  return date;
+}
+
+function planLine(plan: RetentionPlan): string {
+  return `entries ${plan.firstSeq}…${plan.lastSeq} (${plan.entries.toLocaleString('en')}), up to the signed checkpoint at seq ${plan.lastSeq}`;
+}
+
+const NOTHING = (before: Date) => `nothing to remove: no signed checkpoint lies entirely before ${before.toISOString()} (the newest entries and the checkpoint that anchors them always stay)`;
+
+/**
+ * `telesalud audit archive --before DATE FILE`: exports what a truncation at DATE would remove,
+ * removing nothing. Reading the trail is itself audited (`audit-export`).
+ */
+export async function auditArchiveCommand(config: Config, file: string, options: { before: string }): Promise<void> {
+  const before = parseBefore(options.before);
+  const store = await openCommandStore(config, 'audit archive', { ifMissing: 'nothing to archive' });
+  try {
+    const plan = await planAuditRetention(store.db, before);
+    if (!plan) {
+      process.stdout.write(`${NOTHING(before)}\n`);
+      return;
+    }
+    const audit = await commandAuditLog(config, store.db);
+    const result = await archiveAuditRange(store.db, plan, file).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(err.code === 'EEXIST' ? `${file} already exists: an archive is never overwritten` : err.code ? `can not write ${file} (${err.code})` : err.message);
+    });
+    await audit.record({ actor: 'system:audit-archive', action: 'audit-export', outcome: 'success', source: 'cli', requestId: 'audit-archive', detail: { firstSeq: plan.firstSeq, lastSeq: plan.lastSeq, sha256: result.sha256 } });
+    await audit.drain();
+    process.stdout.write(`archived ${planLine(plan)} and ${result.checkpoints} checkpoint${result.checkpoints === 1 ? '' : 's'} to ${file} (sha256 ${result.sha256})\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `telesalud audit truncate --before DATE [--archive FILE] [--dry-run]`. */
+export async function auditTruncateCommand(config: Config, options: { before: string; archive?: string; dryRun?: boolean }): Promise<void> {
+  const before = parseBefore(options.before);
+  const store = await openCommandStore(config, 'audit truncate', { ifMissing: 'nothing to remove' });
+  try {
+    if (options.dryRun) {
+      const plan = await planAuditRetention(store.db, before);
+      process.stdout.write(plan ? `would remove ${planLine(plan)}\n` : `${NOTHING(before)}\n`);
+      return;
+    }
+    const signingKey = await loadAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, createIfMissing: false });
+    const audit = await commandAuditLog(config, store.db);
+    const progress = progressLine();
+    try {
+      const result = await applyAuditRetention(
+        { db: store.db, audit, signingKey, verifyingKeys: await loadAuditVerifyingKeys({ envValue: config.auditSigningKey, dataDir: config.dataDir }) },
+        {
+          actor: 'system:audit-truncate',
+          source: 'cli',
+          requestId: 'audit-truncate',
+          before,
+          ...(options.archive ? { archiveFile: options.archive } : {}),
+          onProgress: (checked, total) => progress.update(`verifying the range first: ${checked.toLocaleString('en')} / ${total.toLocaleString('en')} entries (${percent(checked, total)})`),
+        },
+      ).finally(progress.end);
+      if (!result.plan) process.stdout.write(`${NOTHING(before)}\n`);
+      else {
+        const archived = result.archive ? `; archived first to ${result.archive.file} (sha256 ${result.archive.sha256})` : '';
+        process.stdout.write(`removed ${planLine(result.plan)}; the checkpoint at seq ${result.plan.lastSeq} now anchors the chain${archived}\n`);
+      }
+    } finally {
+      await audit.drain();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** An audit log for a command's own entries, signing checkpoints with the nodes' key when it is here. */
+async function commandAuditLog(config: Config, db: Parameters<typeof planAuditRetention>[0]): Promise<AuditLog> {
+  const signingKey = await loadAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, createIfMissing: false });
+  return new AuditLog(db, createLogger(commandLogLevel(config.logLevel), config.logFile), signingKey ? { signingKey } : {});
 }
 
 function brokenLine(r: AuditChainReport): string {

@@ -106,7 +106,9 @@ export async function keysRetireCommand(config: Config): Promise<void> {
 
 /** `telesalud keys rotate-audit`. */
 export async function keysRotateAuditCommand(config: Config): Promise<void> {
-  const result = await rotateAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir });
+  // The rotation is an audit entry, so the database must be reachable (a key from the environment is refused before).
+  const store = config.auditSigningKey ? undefined : await openCommandStore(config, 'keys rotate-audit', { ifMissing: 'start the service once first' });
+  const result = await rotateAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, ...(store ? { db: store.db } : {}) }).finally(() => store?.close());
   process.stdout.write(
     `new audit signing key ${result.newKeyId} in ${result.keyFile}; the previous key ${result.previousKeyId} is kept in ${result.previousPublicKeysFile} so its checkpoints still verify. Restart the service to sign with the new key.\n`,
   );

@@ -77,9 +77,36 @@ export async function main(argv: string[]): Promise<number> {
       await clientRevokeCommand(loadConfig(), clientId);
     });
 
-  program
-    .command('audit')
-    .description('the tamper-evident audit trail')
+  const audit = program.command('audit').description('the tamper-evident audit trail');
+  audit
+    .command('archive')
+    .summary('write the audit entries a retention at DATE would remove to FILE (JSON lines), removing nothing')
+    .description(
+      'write to FILE (JSON lines, mode 0600) the oldest audit entries, up to the last signed checkpoint before --before DATE, with their hashes and checkpoints: ' +
+        'what `audit truncate --before DATE` would remove. The export is itself audited. On the embedded database the service must be stopped.',
+    )
+    .requiredOption('--before <date>', 'YYYY-MM-DD or an ISO date-time, at least 365 days ago')
+    .argument('<file>', 'the archive to write (must not exist)')
+    .action(async (file: string, options: { before: string }) => {
+      const { auditArchiveCommand } = await import('./audit-command.js');
+      await auditArchiveCommand(loadConfig(), file, options);
+    });
+  audit
+    .command('truncate')
+    .summary('remove audit entries older than DATE up to a signed checkpoint that then anchors the chain (retention)')
+    .description(
+      'remove the oldest audit entries, recorded before --before DATE, up to the last signed checkpoint before it: that checkpoint stays and anchors the rest, ' +
+        'the removal is recorded and signed, and it is itself an audit entry; `audit verify` then says what was removed and when. Refuses when the range does not verify. ' +
+        'TELESALUD_AUDIT_RETENTION_DAYS makes the service do this daily.',
+    )
+    .requiredOption('--before <date>', 'YYYY-MM-DD or an ISO date-time, at least 365 days ago')
+    .option('--archive <file>', 'first write the removed range to this file (as `audit archive`); its SHA-256 goes into the signed record')
+    .option('--dry-run', 'say what would be removed, remove nothing')
+    .action(async (options: { before: string; archive?: string; dryRun?: boolean }) => {
+      const { auditTruncateCommand } = await import('./audit-command.js');
+      await auditTruncateCommand(loadConfig(), options);
+    });
+  audit
     .command('verify')
     .summary('check the whole audit hash chain and its signed checkpoints')
     .description(
@@ -147,6 +174,34 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (file: string) => {
       const { restoreCommand } = await import('./backup-command.js');
       await restoreCommand(loadConfig(), file);
+    });
+
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  program
+    .command('edge-config')
+    .description(
+      'write the production edge for the front tier into DIR: nginx + ModSecurity v3 + OWASP CRS (paranoia level 2), TLS 1.2/1.3, ' +
+        "the allowlist of routes, methods, body types and sizes generated from this version's route table, upstreams for the nodes, and a ban list",
+    )
+    .argument('<dir>', 'directory for the configuration (created; nginx -c DIR/nginx.conf, or include DIR/telesalud-http.conf in an existing nginx)')
+    .option('--server-name <name>', 'public host name (default: the host of TELESALUD_PUBLIC_URL)')
+    .option('--listen <address>', 'nginx listen address, repeatable (default: 443 and [::]:443)', collect)
+    .option('--upstream <host:port>', "a node's TLS address, repeatable (default: 127.0.0.1:TELESALUD_PORT)", collect)
+    .option('--upstream-ca <file>', "CA certificate the nodes' certificates are verified against")
+    .option('--upstream-name <name>', "the name in the nodes' certificates (default: --server-name)")
+    .option('--cert <file>', 'certificate chain the edge serves', '/etc/telesalud/edge/fullchain.pem')
+    .option('--key <file>', 'its private key', '/etc/telesalud/edge/privkey.pem')
+    .option('--trusted-certificate <file>', 'issuer chain to verify stapled OCSP responses')
+    .option('--resolver <address>', 'DNS resolver nginx asks for the OCSP responder')
+    .option('--crs-dir <dir>', 'OWASP CRS installation', '/usr/share/modsecurity-crs')
+    .option('--modules-dir <dir>', 'nginx dynamic modules', '/usr/lib/nginx/modules')
+    .option('--state-dir <dir>', 'pid, logs, temp files and ModSecurity state of the edge', '/var/lib/telesalud-edge')
+    .option('--user <user>', 'nginx worker user ("" to leave it out)', 'www-data')
+    .option('--diagnostic-log', 'log the rule ids of each refusal (with the request line and its query string: test deployments only, never production)')
+    .option('--bans-only', "only rewrite DIR's ban list from the shield's security events (then nginx -s reload)")
+    .action(async (dir: string, options: import('./edge-config-command.js').EdgeConfigCommandOptions) => {
+      const { edgeConfigCommand } = await import('./edge-config-command.js');
+      await edgeConfigCommand(loadConfig(), dir, options);
     });
 
   try {

@@ -37,6 +37,13 @@ export interface HaproxyFarmOptions {
   checkIntervalMs?: number;
   /** Run in the foreground without a pid file or chroot (tests). */
   foreground?: boolean;
+  /**
+   * `close` (default): one connection to a node per request (`option http-server-close`), so a
+   * draining node never has an idle connection HAProxy might pick just as the node closes it.
+   * `keep-alive`: connections to the nodes are kept and reused (`http-reuse safe`): less TLS work
+   * per request (bench/farm.ts measures both), at the price of that race during a drain.
+   */
+  serverConnections?: 'close' | 'keep-alive';
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -72,7 +79,7 @@ export function haproxyConfig(options: HaproxyFarmOptions): string {
     '  timeout check 2s',
     // WebSocket (signaling) tunnels stay open for a whole consultation.
     '  timeout tunnel 2h',
-    ...(http ? ['  timeout http-request 10s', '  timeout http-keep-alive 10s', '  option forwardfor', '  option http-server-close'] : []),
+    ...(http ? ['  timeout http-request 10s', '  timeout http-keep-alive 10s', '  option forwardfor', options.serverConnections === 'keep-alive' ? '  http-reuse safe' : '  option http-server-close'] : []),
     '  retries 3',
     '  option redispatch 1',
     ...(http ? ['  retry-on conn-failure 503'] : []),

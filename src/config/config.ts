@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseAuditSigningKey } from '../audit/audit-signing-key.js';
+import { MIN_AUDIT_RETENTION_DAYS } from '../audit/audit-retention-record.js';
 
 /**
  * Everything telesalud reads from its environment, validated once at start.
@@ -23,6 +24,8 @@ export interface Config {
   masterKeyFile: string | undefined;
   /** Ed25519 PKCS#8 PEM (base64) that signs audit checkpoints; farm nodes share it. Undefined: a key file in the data dir. */
   auditSigningKey: string | undefined;
+  /** TELESALUD_AUDIT_RETENTION_DAYS: audit entries older than this are removed daily (checkpoint and truncate). Undefined: kept forever. */
+  auditRetentionDays: number | undefined;
   /** Bootstrap admin token until identity lands; undefined means generated into the data dir. */
   adminToken: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -176,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     masterKey,
     masterKeyFile,
     auditSigningKey,
+    auditRetentionDays: env.TELESALUD_AUDIT_RETENTION_DAYS ? integer(env, 'TELESALUD_AUDIT_RETENTION_DAYS', 0, MIN_AUDIT_RETENTION_DAYS, 36_500) : undefined,
     adminToken,
     logLevel,
     logFile: env.TELESALUD_LOG_FILE || undefined,

@@ -350,5 +350,41 @@ describe.skipIf(!base)('consultation signaling across nodes (PostgreSQL + Redis)
         for (const node of [lone, other]) node.ctx.consult.resumeGraceMs = 20_000;
       }
     });
+
+    it('ends the place of a socket that closed while Redis was down even when a fresher copy from another node says it is still there', { timeout: 120_000 }, async () => {
+      const { id, host, patient, patientId } = await callAcross(lone, other);
+      // The host's node's own connection to this Redis: it reconnects by itself after the restart.
+      const direct = (lone.ctx.bus as import('../cluster/redis-bus.js').RedisBus).redis;
+      for (const node of [lone, other]) node.ctx.consult.resumeGraceMs = 1000;
+      try {
+        // The host's node admitted the patient: its copy (both connected) is the freshest there is.
+        const freshest = (await direct.get(roomKey(id)))!;
+        await server.stop();
+        patient.drop();
+        await new Promise((r) => setTimeout(r, 300));
+        await server.start();
+        // The patient's node writes back the place as waiting for a resume (seen once is enough: the
+        // host's node may write back its fresher copy right after, which is the case under test)…
+        const deadline = Date.now() + 30_000;
+        const waiting = async () => {
+          const raw = await direct.get(roomKey(id)).catch(() => null);
+          return raw ? (JSON.parse(raw) as { participants: { id: string; disconnectedAt?: number }[] }).participants.some((p) => p.id === patientId && p.disconnectedAt !== undefined) : false;
+        };
+        let written = false;
+        while (!written && Date.now() < deadline) {
+          written = await waiting();
+          if (!written) await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(written).toBe(true);
+        // …and then, as when the host's node writes back last, the fresher copy says the patient's socket is still there.
+        await direct.set(roomKey(id), freshest, 'PX', 120_000);
+        expect(await waiting()).toBe(false);
+        // The patient's node, the authority on its sockets, puts that right; the sweep then ends the place.
+        expect(await host.next('peer-left', 60_000)).toEqual({ type: 'peer-left', participantId: patientId, reason: 'disconnected' });
+        host.send({ type: 'end' });
+      } finally {
+        for (const node of [lone, other]) node.ctx.consult.resumeGraceMs = 20_000;
+      }
+    });
   });
 });

@@ -10,6 +10,7 @@ import { GUEST_LINK_DEFAULT_MINUTES, GUEST_LINK_MAX_MINUTES } from './consult-st
 import { JoinRights } from './join-rights.js';
 import { SignalingConnection } from './signaling-connection.js';
 import { MAX_MESSAGE_BYTES, SIGNALING_PATH } from './signaling-protocol.js';
+import { waitingRoomRoutes } from './waiting-rooms.js';
 
 const FHIR_ID = '^[A-Za-z0-9\\-.]{1,64}$';
 const appointmentParams = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: FHIR_ID } } } as const;
@@ -125,4 +126,7 @@ export async function consultRoutes(app: FastifyInstance, ctx: AppContext): Prom
     if (!isAdmin) throw forbidden('consultation figures are for administrators');
     return rooms.status();
   });
+
+  // The clinician's schedule: who waits in which of their consultations right now.
+  await waitingRoomRoutes(app, ctx);
 }

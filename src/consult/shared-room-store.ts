@@ -113,6 +113,12 @@ export class RedisRoomStore implements SharedRoomStore {
         .catch(() => undefined)
         .then(() => this.rebuild())
         .catch((err: unknown) => this.options.logger.warn({ err: safeError(err) }, 'consultation rooms not rebuilt in redis'));
+      // Once every node has had time to write back its copies, put right what they said of this node's sockets.
+      const timer = setTimeout(() => {
+        if (this.available()) this.reconcile().catch((err: unknown) => this.options.logger.warn({ err: safeError(err) }, 'consultation places not reconciled'));
+      }, NODE_TTL_MS);
+      timer.unref();
+      this.timers.push(timer);
     });
     if (this.available()) await this.heartbeat().catch(() => undefined);
     const every = (ms: number, fn: () => Promise<void>) => {
@@ -134,7 +140,7 @@ export class RedisRoomStore implements SharedRoomStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) clearInterval(timer);
+    for (const timer of this.timers) clearTimeout(timer);
     this.stopListening?.();
     await this.unsubscribe?.().catch(() => undefined);
     if (this.bus.connected()) await this.redis.del(this.key(`consult:node:${this.nodeId}`)).catch(() => undefined);
@@ -388,6 +394,28 @@ export class RedisRoomStore implements SharedRoomStore {
       ).catch((err: unknown) => this.options.logger.warn({ err: safeError(err), appointment: appointmentId }, 'consultation room not rebuilt in redis'));
     }
     if (rebuilt) this.options.logger.info({ rooms: rebuilt }, 'consultation rooms written back to redis');
+  }
+
+  /**
+   * This node is the authority on its own sockets. After a restart a node with a fresher copy
+   * of a room may write back a place as still held by a socket of this node that closed while
+   * Redis was down (this node said so in its own write-back, which the fresher copy replaced):
+   * such a place starts waiting now, so the sweep ends it after the grace instead of never.
+   */
+  private async reconcile(): Promise<void> {
+    for (const appointmentId of await this.redis.smembers(this.key('consult:rooms'))) {
+      const record = await this.load(appointmentId);
+      if (!record?.participants.some((p) => this.holdsClosedSocket(p.node, p.conn))) continue;
+      await this.update(appointmentId, ({ room }) => {
+        for (const p of room?.participants.values() ?? []) {
+          if (p.channel instanceof BusChannel && this.holdsClosedSocket(p.channel.node, p.channel.id)) room!.disconnected(p, p.channel);
+        }
+      });
+    }
+  }
+
+  private holdsClosedSocket(node: string | undefined, conn: string | undefined): boolean {
+    return node === this.nodeId && conn !== undefined && !this.options.socket(conn);
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openPostgres, TRANSACTION_ATTEMPTS, type Store } from './database.js';
+import { openPostgres, PREPARED, TRANSACTION_ATTEMPTS, type Store } from './database.js';
 
 const base = process.env.TELESALUD_TEST_DATABASE_URL;
 
@@ -58,5 +58,18 @@ describe.skipIf(!base)('PostgreSQL store', () => {
       }),
     ).rejects.toThrow(/duplicate key/);
     expect(attempts).toBe(1);
+  });
+
+  it('prepares a statement marked PREPARED once per connection and answers each call with its own values; others stay unnamed', async () => {
+    const seen = await store.db.connection().execute(async (conn) => {
+      const answers: number[] = [];
+      for (const id of [1, 2, 1]) answers.push((await sql<{ id: number }>`${sql.raw(PREPARED)}select id from ${sql.table(table)} where id = ${id}`.execute(conn)).rows[0]!.id);
+      await sql`select id from ${sql.table(table)} where id = ${2}`.execute(conn);
+      const prepared = await sql<{ statement: string }>`select statement from pg_prepared_statements where statement like ${`%from "${table}"%`}`.execute(conn);
+      return { answers, statements: prepared.rows.map((r) => r.statement) };
+    });
+    expect(seen.answers).toEqual([1, 2, 1]);
+    // One prepared statement for the marked text, however often it ran; the unmarked one is not kept.
+    expect(seen.statements).toEqual([`${PREPARED}select id from "${table}" where id = $1`]);
   });
 });

@@ -8,6 +8,7 @@ import * as oauthClients from './migrations/0006-oauth-clients.js';
 import * as searchStringCoveringIndex from './migrations/0007-search-string-covering-index.js';
 import * as accountLifecycle from './migrations/0008-account-lifecycle.js';
 import * as consent from './migrations/0011-consent.js';
+import * as auditRetention from './migrations/0013-audit-retention.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -24,6 +25,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0007-search-string-covering-index': searchStringCoveringIndex,
   '0008-account-lifecycle': accountLifecycle,
   '0011-consent': consent,
+  '0013-audit-retention': auditRetention,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -103,6 +103,20 @@ export interface Database {
     key_id: string;
     signature: Uint8Array;
   };
+  /** Migration 0013: one signed row per retention removal of a chain prefix (first_seq…last_seq). */
+  audit_retention: {
+    id: Generated<number>;
+    first_seq: number;
+    last_seq: number;
+    last_hash: Uint8Array;
+    horizon: ColumnType<Date, string, never>;
+    removed_at: ColumnType<Date, string, never>;
+    entries_removed: number;
+    checkpoints_removed: number;
+    archive_sha256: string | null;
+    key_id: string;
+    signature: Uint8Array;
+  };
   document_blob: {
     id: string;
     content_type: string;

@@ -5,7 +5,7 @@
  * clinical work. Values under these keys are read with the prose rule set: only signals prose
  * never has (a script tag, an event handler inside a tag, a quote-break tautology, union select).
  */
-const PROSE_KEYS = new Set([
+export const PROSE_KEYS = new Set([
   // FHIR narrative and annotations
   'div', 'text', 'note', 'comment', 'comments', 'description', 'summary', 'conclusion', 'instruction', 'patientInstruction',
   'valueString', 'valueMarkdown', 'contentString', 'answer', 'title', 'display', 'purpose', 'reasonText', 'outcome', 'detail',

@@ -25,6 +25,19 @@ interface RouteModel {
   bodyLimit: number | undefined;
 }
 
+/** One method of one route as the shield allows it: what the production edge's allowlist is generated from. */
+export interface AllowedRoute {
+  method: string;
+  /** The route's URL as registered (`/fhir/R4/:type/:id`, `/portal/*`). */
+  url: string;
+  /** Body types the route parses (empty when none it accepts). */
+  types: string[];
+  /** The route's own body limit, when it sets one (otherwise the app's). */
+  bodyLimit: number | undefined;
+  /** `pattern` of each path parameter the route's schema constrains (`*` for a wildcard). */
+  paramPatterns: Record<string, string>;
+}
+
 export interface ShieldOptions {
   bans?: BanStore;
 }
@@ -33,6 +46,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What the shield refused since the node started, by family (for /metrics). */
     shieldStats: ShieldStats;
+    /** The positive model: every route and method the shield lets through (read by `telesalud edge-config`). */
+    shieldAllowedRoutes: () => AllowedRoute[];
   }
   interface FastifyRequest {
     /** The body the shield read and inspected, handed on to the route's parser. */
@@ -50,9 +65,11 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
   const bans = ctx.bans ?? new InMemoryBanStore();
   const enabled = ctx.config.shield === 'on';
   const models = new Map<string, RouteModel>();
+  const allowedRoutes: AllowedRoute[] = [];
   const stats = new ShieldStats(bans);
   const publicHost = new URL(ctx.config.publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase();
   app.decorate('shieldStats', stats);
+  app.decorate('shieldAllowedRoutes', () => allowedRoutes.map((route) => ({ ...route, types: [...route.types], paramPatterns: { ...route.paramPatterns } })));
   if (!enabled) ctx.logger.warn('the shield is off (TELESALUD_SHIELD=off): requests are not inspected; use this for benchmarks and diagnosis only');
 
   app.decorateRequest('shieldBody', undefined);
@@ -67,8 +84,16 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
       if (objectBody && (type === 'text/plain' || FILE_TYPES.has(type))) continue;
       types.add(type);
     }
+    const paramPatterns: Record<string, string> = {};
+    const params = (route.schema?.params as { properties?: Record<string, { pattern?: unknown; enum?: unknown }> } | undefined)?.properties ?? {};
+    for (const [name, property] of Object.entries(params)) {
+      if (typeof property.pattern === 'string') paramPatterns[name] = property.pattern;
+      // An enum (the FHIR resource types) as the pattern it amounts to.
+      else if (Array.isArray(property.enum) && property.enum.every((v) => typeof v === 'string')) paramPatterns[name] = `^(?:${(property.enum as string[]).map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
+    }
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
       models.set(`${method} ${route.url}`, { types, bodyLimit: route.bodyLimit });
+      allowedRoutes.push({ method, url: route.url, types: [...types], bodyLimit: route.bodyLimit, paramPatterns });
     }
   });
 

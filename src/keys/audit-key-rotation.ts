@@ -11,6 +11,9 @@ import {
   parseAuditPublicKeys,
 } from '../audit/audit-signing-key.js';
 import { replaceSecretFile } from '../config/secret-file.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { recordKeyEvent } from './key-rotation-audit.js';
 import { KeyRotationRefused } from './master-key-rotation.js';
 
 export interface AuditKeyRotation {
@@ -25,8 +28,12 @@ export interface AuditKeyRotation {
  * appended to `audit-signing.previous.pub` before the key file changes, so at no moment can a
  * checkpoint already signed stop verifying. Running nodes sign with the key they started with until
  * restarted; both keys verify.
+ *
+ * With `db`, the rotation is an audit entry (`audit-key-rotated`, key ids only), committed once
+ * the new key is in place. Should that fail, the key is rotated all the same (both keys verify),
+ * and the error says so: record it by hand.
  */
-export async function rotateAuditSigningKey(opts: { envValue?: string | undefined; dataDir: string }): Promise<AuditKeyRotation> {
+export async function rotateAuditSigningKey(opts: { envValue?: string | undefined; dataDir: string; db?: Kysely<Database> }): Promise<AuditKeyRotation> {
   if (opts.envValue) {
     throw new KeyRotationRefused(
       `the audit signing key comes from ${AUDIT_SIGNING_KEY_ENV}: to rotate it, append its public key (\`echo "$${AUDIT_SIGNING_KEY_ENV}" | base64 -d | openssl pkey -pubout\`) to ${path.join(opts.dataDir, AUDIT_PREVIOUS_PUBLIC_KEYS_FILE)} where \`audit verify\` runs, then give every node a new value (\`openssl genpkey -algorithm ed25519 | base64 -w0\`) and restart them`,
@@ -54,5 +61,11 @@ export async function rotateAuditSigningKey(opts: { envValue?: string | undefine
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   await replaceSecretFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
   await replaceSecretFile(path.join(opts.dataDir, AUDIT_PUBLIC_KEY_FILE), publicKey.export({ type: 'spki', format: 'pem' }), 0o644);
-  return { previousKeyId: old.keyId, newKeyId: auditKeyId(publicKey), keyFile, previousPublicKeysFile: previousFile };
+  const rotation = { previousKeyId: old.keyId, newKeyId: auditKeyId(publicKey), keyFile, previousPublicKeysFile: previousFile };
+  if (opts.db) {
+    await recordKeyEvent(opts.db, { action: 'audit-key-rotated', outcome: 'success', detail: { previousKeyId: rotation.previousKeyId, newKeyId: rotation.newKeyId } }).catch((err: Error) => {
+      throw new Error(`the audit signing key was rotated to ${rotation.newKeyId} (previous ${rotation.previousKeyId}), but the rotation could not be recorded in the audit trail: ${err.message}`);
+    });
+  }
+  return rotation;
 }

@@ -6,6 +6,7 @@ import type { Database } from '../db/schema.js';
 import { DocumentIntegrityError, rewrapKey } from '../documents/envelope-crypto.js';
 import { formatKeyFile, newKek, UnknownKeyError, type KeyEncryptionKey, type KeyRing } from '../documents/key-ring.js';
 import { keyUsage, pendingUnder, TOTP_COLUMNS, withKeysLock, type KeysStore, type KeyUse, type TotpColumn } from './key-usage.js';
+import { recordKeyEvent } from './key-rotation-audit.js';
 
 /**
  * `telesalud keys rotate`: a new key-encryption key goes first in the key file, then every document
@@ -85,15 +86,35 @@ export async function rotateMasterKey(store: KeysStore, ring: KeyRing, options: 
     const usage = await keyUsage(store.db, ring);
     const pending = pendingUnder(usage, ring, previousKekId);
     let newKekId: string | undefined;
-    if (!options.resume && pending.documents + pending.totpSecrets === 0) {
-      const kek = newKek();
+    const adding = !options.resume && pending.documents + pending.totpSecrets === 0;
+    const kek = adding ? newKek() : undefined;
+    // On record before anything changes: a rotation that cannot be audited does not start.
+    await recordKeyEvent(store.db, {
+      action: 'key-rotation-started',
+      outcome: 'success',
+      detail: { previousKekId, ...(kek ? { newKekId: kek.id } : { finishing: true }), toRewrap: kek ? pendingUnder(usage, ring, kek.id) : pending },
+    });
+    if (kek) {
       const keks = [kek, ...ring.ids().map((id) => ring.byId(id))];
       await replaceSecretFile(keyFile, formatKeyFile(keks, options.comment ?? `rotated ${new Date().toISOString()}`));
       ring.reload();
       if (ring.current().id !== kek.id) throw new Error(`${keyFile}: re-reading the key file just written did not give the new key ${kek.id}`);
       newKekId = kek.id;
     }
-    const summary = await rewrapUnderCurrent(store.db, ring, options);
+    let summary: RewrapSummary;
+    try {
+      summary = await rewrapUnderCurrent(store.db, ring, options);
+    } catch (err) {
+      await recordKeyEvent(store.db, { action: 'key-rotation-finished', outcome: 'failed', detail: { targetKekId: ring.current().id, error: (err as Error).name } }).catch(() => undefined);
+      throw err;
+    }
+    const { targetKekId, documents, totpSecrets, remaining, unknownKey, damaged, stopped } = summary;
+    await recordKeyEvent(store.db, {
+      action: 'key-rotation-finished',
+      // Interrupted (resumable) or rows left under an older key: not done yet.
+      outcome: !stopped && remaining.documents + remaining.totpSecrets === 0 ? 'success' : 'failed',
+      detail: { targetKekId, previousKekId, rewrapped: { documents, totpSecrets }, remaining, unknownKey, damaged, interrupted: stopped },
+    });
     return { ...summary, ...(newKekId ? { newKekId } : {}), previousKekId, keyFile };
   });
 }
@@ -244,11 +265,15 @@ export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise
     const current = ring.current();
     const usage = await keyUsage(store.db, ring);
     const pending = pendingUnder(usage, ring, current.id);
-    if (pending.documents + pending.totpSecrets > 0) throw new KeyRotationRefused(stillUsedLine(usage, ring, current.id));
-    if (usage.unopenableTotp > 0) {
-      throw new KeyRotationRefused(`${usage.unopenableTotp} TOTP secret(s) open with no key of ${keyFile}: nothing retired (retiring could lose the key they need)`);
-    }
     const old = ring.ids().filter((id) => id !== current.id);
+    const refuse = async (message: string): Promise<never> => {
+      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'denied', detail: { currentKekId: current.id, notRetired: old, pending } });
+      throw new KeyRotationRefused(message);
+    };
+    if (pending.documents + pending.totpSecrets > 0) return refuse(stillUsedLine(usage, ring, current.id));
+    if (usage.unopenableTotp > 0) {
+      return refuse(`${usage.unopenableTotp} TOTP secret(s) open with no key of ${keyFile}: nothing retired (retiring could lose the key they need)`);
+    }
     if (old.length === 0) return { retired: [], kept: [current.id], keyFile };
     const all = ring.ids().map((id) => ring.byId(id));
     await replaceSecretFile(keyFile, formatKeyFile([current], `retired ${old.join(', ')} on ${new Date().toISOString()}`));
@@ -256,9 +281,11 @@ export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise
     if (again.documents + again.totpSecrets > 0) {
       await replaceSecretFile(keyFile, formatKeyFile(all, `restored: a node sealed under an old key during retire`));
       ring.reload();
+      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'failed', detail: { currentKekId: current.id, notRetired: old, restored: true, pending: again } });
       throw new KeyRotationRefused(`a node sealed ${again.documents} document(s) and ${again.totpSecrets} TOTP secret(s) under an old key while retiring: the keys are back in ${keyFile}; give every node the current key file, run \`telesalud keys rotate --resume\`, then retire`);
     }
     ring.reload();
+    await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'success', detail: { retired: old, currentKekId: current.id } });
     return { retired: old, kept: [current.id], keyFile };
   });
 }

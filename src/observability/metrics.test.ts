@@ -6,7 +6,8 @@ import { SESSION_COOKIE } from '../auth/sessions/session-store.js';
 import { Repository } from '../records/repository.js';
 import { create, patient } from '../test-support/fixtures.js';
 import { HEALTH_DATA_MARKERS } from '../test-support/health-data-markers.js';
-import { startTestNode, type TestNode } from '../test-support/test-node.js';
+import { startTestNode, STORE_KINDS, type TestNode } from '../test-support/test-node.js';
+import { startThrowawayRedis, type ThrowawayRedis } from '../cluster/throwaway-redis.js';
 
 const PASSWORD = 'nubes-altas-sobre-el-puerto-de-Vigo-7';
 
@@ -51,5 +52,103 @@ describe('GET /metrics', () => {
     const text = (await node.request({ method: 'GET', url: '/metrics' })).body;
     expect(text).toMatch(/telesalud_sessions_active 1/);
     expect(text).toMatch(/telesalud_sign_in_failures_last_hour 1/);
+  });
+});
+
+/** The value of one sample line, or undefined when the metric is absent. */
+function sample(text: string, name: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+/** Polls /metrics until `ready` holds (state changes such as a Redis reconnect take a moment). */
+async function metricsWhen(node: TestNode, ready: (text: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const text = (await node.request({ method: 'GET', url: '/metrics' })).body;
+    if (ready(text) || Date.now() > deadline) return text;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('GET /metrics: audit write latency, database pool, Redis (pglite, single node)', () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode('pglite');
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  it('times audit writes by path, and reports a single node without a pool or Redis', async () => {
+    const before = await metricsWhen(node, () => true);
+    const reads = sample(before, 'telesalud_audit_write_duration_seconds_count{path="group-commit"}') ?? 0;
+    const p = await create(node, patient('Latencia', ['Ana']));
+    await node.request({ method: 'GET', url: `/fhir/R4/Patient/${p.id}` });
+    await node.request({ method: 'GET', url: `/fhir/R4/Patient/${p.id}` });
+    const text = await metricsWhen(node, () => true);
+    // Two audited reads more (the scrapes themselves are not audited reads of health data).
+    expect(sample(text, 'telesalud_audit_write_duration_seconds_count{path="group-commit"}')).toBeGreaterThanOrEqual(reads + 2);
+    expect(sample(text, 'telesalud_audit_write_duration_seconds_count{path="in-transaction"}')).toBeGreaterThanOrEqual(1); // the create
+    expect(sample(text, 'telesalud_audit_write_duration_seconds_sum{path="group-commit"}')).toBeGreaterThan(0);
+    expect(text).toMatch(/telesalud_audit_write_duration_seconds_bucket\{le="\+Inf",path="group-commit"\} \d+/);
+    expect(sample(text, 'telesalud_audit_write_failures_total{path="group-commit"}')).toBe(0);
+    expect(sample(text, 'telesalud_redis_configured')).toBe(0);
+    expect(sample(text, 'telesalud_redis_up')).toBe(0);
+    expect(text).not.toMatch(/^telesalud_db_pool_connections\{/m);
+    expect(sample(text, 'telesalud_db_pool_waiting')).toBeUndefined();
+  });
+
+  it('counts a failed audit write (the access it guarded was refused)', async () => {
+    const failuresBefore = sample(await metricsWhen(node, () => true), 'telesalud_audit_write_failures_total{path="group-commit"}') ?? 0;
+    // An entry the database refuses (actor is NOT NULL): the write fails, and is counted.
+    await expect(node.ctx.audit.record({ actor: null as unknown as string, action: 'read', outcome: 'success' })).rejects.toThrow();
+    const text = await metricsWhen(node, (t) => (sample(t, 'telesalud_audit_write_failures_total{path="group-commit"}') ?? 0) > failuresBefore);
+    expect(sample(text, 'telesalud_audit_write_failures_total{path="group-commit"}')).toBe(failuresBefore + 1);
+  });
+});
+
+describe.runIf(STORE_KINDS.includes('postgres'))('GET /metrics: database pool and Redis state (postgres, farm)', () => {
+  let node: TestNode;
+  let redis: ThrowawayRedis;
+  beforeAll(async () => {
+    redis = await startThrowawayRedis();
+    await redis.start();
+    node = await startTestNode('postgres', { TELESALUD_REDIS_URL: redis.url, TELESALUD_DB_POOL_SIZE: '7' });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await redis?.stop();
+  });
+
+  it('reports the pool (in use, idle, waiting, max) and Redis up, then down since when it went, then up again', async () => {
+    let text = await metricsWhen(node, (t) => sample(t, 'telesalud_redis_up') === 1);
+    expect(sample(text, 'telesalud_db_pool_max')).toBe(7);
+    expect(sample(text, 'telesalud_db_pool_connections{state="in_use"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'telesalud_db_pool_connections{state="idle"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'telesalud_db_pool_waiting')).toBe(0);
+    expect(sample(text, 'telesalud_redis_configured')).toBe(1);
+    expect(sample(text, 'telesalud_redis_up')).toBe(1);
+
+    // Saturate the pool: 7 connections held, more queries queue for one. Once the pool is there, one scrape reads it.
+    const held = Array.from({ length: 10 }, () => node.ctx.store.db.selectNoFrom((eb) => eb.fn<number>('pg_sleep', [eb.val(3)]).as('slept')).execute());
+    const deadline = Date.now() + 30_000;
+    for (let p = node.ctx.store.poolStats!(); !(p.total === 7 && p.idle === 0 && p.waiting > 0) && Date.now() < deadline; p = node.ctx.store.poolStats!()) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    text = (await node.request({ method: 'GET', url: '/metrics' })).body;
+    expect(sample(text, 'telesalud_db_pool_connections{state="in_use"}')).toBe(7);
+    expect(sample(text, 'telesalud_db_pool_connections{state="idle"}')).toBe(0);
+    expect(sample(text, 'telesalud_db_pool_waiting')).toBeGreaterThanOrEqual(3);
+    await Promise.all(held);
+
+    const wentDown = Math.floor(Date.now() / 1000);
+    await redis.stop();
+    text = await metricsWhen(node, (t) => sample(t, 'telesalud_redis_up') === 0);
+    expect(sample(text, 'telesalud_redis_up')).toBe(0);
+    expect(sample(text, 'telesalud_redis_state_since_timestamp_seconds')).toBeGreaterThanOrEqual(wentDown - 1);
+    await redis.start();
+    text = await metricsWhen(node, (t) => sample(t, 'telesalud_redis_up') === 1);
+    expect(sample(text, 'telesalud_redis_up')).toBe(1);
   });
 });

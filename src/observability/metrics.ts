@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { observeAuditWrites } from '../audit/audit-write-latency.js';
 import { isAdministrator } from '../auth/administrator.js';
 import { forbidden } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
@@ -72,6 +73,88 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     },
   });
 
+  // The database pool (PostgreSQL): saturated when connections are all in use and requests queue for one.
+  const poolStats = ctx.store.poolStats?.bind(ctx.store);
+  // Read as the scrape arrives, before its own queries take connections and distort the picture.
+  let poolAtScrape: ReturnType<NonNullable<typeof poolStats>> | undefined;
+  new Gauge({
+    name: 'telesalud_db_pool_connections',
+    help: 'Connections of this node\'s database pool, by state (in_use, idle); absent on the embedded database',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const pool = poolAtScrape ?? poolStats?.();
+      if (!pool) return;
+      this.set({ state: 'in_use' }, pool.total - pool.idle);
+      this.set({ state: 'idle' }, pool.idle);
+    },
+  });
+  if (poolStats) {
+    new Gauge({
+      name: 'telesalud_db_pool_waiting',
+      help: 'Queries of this node waiting for a free database connection',
+      registers: [registry],
+      collect() {
+        this.set((poolAtScrape ?? poolStats()).waiting);
+      },
+    });
+    new Gauge({
+      name: 'telesalud_db_pool_max',
+      help: 'Most connections this node\'s pool opens (TELESALUD_DB_POOL_SIZE)',
+      registers: [registry],
+      collect() {
+        this.set(poolStats().max);
+      },
+    });
+  }
+
+  // Redis (farm mode): up or down, and since when, as the bus sees it.
+  new Gauge({
+    name: 'telesalud_redis_configured',
+    help: '1 when this node is configured for a farm (TELESALUD_REDIS_URL), 0 for a single node',
+    registers: [registry],
+    collect() {
+      this.set(ctx.bus.status().redis === 'none' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_redis_up',
+    help: '1 while Redis is connected (subscriptions restored), 0 while it is down or not configured',
+    registers: [registry],
+    collect() {
+      this.set(ctx.bus.status().redis === 'connected' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_redis_state_since_timestamp_seconds',
+    help: 'When Redis last went up or down (Unix time); 0 when not configured',
+    registers: [registry],
+    collect() {
+      const status = ctx.bus.status();
+      this.set(status.redis === 'none' ? 0 : Math.floor(Date.parse(status.since) / 1000));
+    },
+  });
+
+  // Audit writes: every access to health data waits for its entry, so their latency is the floor of every response.
+  const auditWrites = new Histogram({
+    name: 'telesalud_audit_write_duration_seconds',
+    help: 'Time from asking for an audit entry to it being committed, by path (group-commit: audited reads; in-transaction: writes)',
+    labelNames: ['path'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const auditWriteFailures = new Counter({ name: 'telesalud_audit_write_failures_total', help: 'Audit writes that failed (the access they recorded was refused)', labelNames: ['path'], registers: [registry] });
+  for (const path of ['group-commit', 'in-transaction']) {
+    auditWrites.zero({ path });
+    auditWriteFailures.inc({ path }, 0);
+  }
+  const stopObserving = observeAuditWrites(ctx.audit, (path, seconds, ok) => {
+    auditWrites.observe({ path }, seconds);
+    if (!ok) auditWriteFailures.inc({ path });
+  });
+  app.addHook('onClose', async () => stopObserving());
+
   const readSecurityFigures = async () => {
     const row = (
       await sql<{ sessions: number; locked: number; failures: number }>`
@@ -92,6 +175,7 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
 
   app.get('/metrics', async (request, reply) => {
     if (!isAdministrator(request)) throw forbidden('metrics are for administrators');
+    poolAtScrape = poolStats?.();
     const [status] = await Promise.all([ctx.consult.status(), readSecurityFigures()]);
     consult.rooms.set(status.rooms);
     consult.participants.set(status.participants);

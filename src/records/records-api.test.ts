@@ -31,6 +31,37 @@ describe.each(STORE_KINDS)('clinical record over FHIR R4 (%s)', (kind) => {
       expect(read.json().name[0].family).toBe('Núñez');
     });
 
+    it('reads by id exactly the resource as stored (sent as its stored JSON text), with the headers of its version, before and after an update', async () => {
+      const created = await create(node, patient('Ortega', ['Lucía']));
+      const url = `/fhir/R4/Patient/${created.id}`;
+      const v1 = await node.request({ method: 'GET', url });
+      expect(v1.json()).toEqual(created);
+      expect(v1.headers.etag).toBe('W/"1"');
+      expect(v1.headers['last-modified']).toBe(new Date(created.meta.lastUpdated).toUTCString());
+      const updated = (await node.request({ method: 'PUT', url, payload: { ...created, gender: 'other' }, headers: { 'if-match': 'W/"1"' } })).json();
+      const v2 = await node.request({ method: 'GET', url });
+      expect(v2.json()).toEqual(updated);
+      expect(v2.json().meta.versionId).toBe('2');
+      expect(v2.headers.etag).toBe('W/"2"');
+      expect(v2.headers['last-modified']).toBe(new Date(updated.meta.lastUpdated).toUTCString());
+    });
+
+    it('splices the stored matches into the search Bundle: each once, in order, with its fullUrl and mode, _include entries after them', async () => {
+      const a = await create(node, patient('Zamorano', ['Pilar']));
+      const b = await create(node, patient('Zamorano', ['Tomás']));
+      const obs = await create(node, heartRate(a.id, 71, '2026-02-01T09:00:00Z'));
+      const bundle = await search(node, 'Patient?family=Zamorano&_sort=given');
+      expect(bundle.entry.map((e: any) => [e.fullUrl, e.search.mode, e.resource])).toEqual([
+        [`${node.config.publicUrl}/fhir/R4/Patient/${a.id}`, 'match', a],
+        [`${node.config.publicUrl}/fhir/R4/Patient/${b.id}`, 'match', b],
+      ]);
+      const withPatient = await search(node, `Observation?_id=${obs.id}&_include=Observation:patient`);
+      expect(withPatient.entry.map((e: any) => [e.search.mode, e.resource])).toEqual([
+        ['match', obs],
+        ['include', a],
+      ]);
+    });
+
     it('refuses a client-chosen id on create', async () => {
       const res = await node.request({ method: 'POST', url: '/fhir/R4/Patient', payload: { ...patient('Díaz', ['Eva']), id: 'mine' } });
       expect(res.statusCode).toBe(400);

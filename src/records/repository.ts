@@ -4,6 +4,7 @@ import type { Actor, RequestOrigin } from '../auth/actor.js';
 import { afterWrite, breakGlassGrant, patientsInReach, typeRefusal, visibleRows, writeRefusal, type Interaction } from '../auth/access/access-policy.js';
 import type { AuditAction, AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
+import { PREPARED } from '../db/database.js';
 import { ResourceValidationError, validateResource } from './fhir/validation.js';
 import { badRequest, FhirError, forbidden, gone, invalidResource, methodNotAllowed, notFound, preconditionFailed, unsupported } from './fhir/outcomes.js';
 import { referenceTypeIssues } from './reference-rules.js';
@@ -29,6 +30,26 @@ export interface SearchResult {
 export const MAX_REVINCLUDE = 1000;
 /** A chained parameter may match at most this many targets (`patient.name=a`): its cost stays bounded and indexed. */
 export const MAX_CHAIN_MATCHES = 1000;
+
+/** One match of a page: its id, the patients it belongs to, and its content (and, when asked for, its stored JSON text). */
+interface PageRow {
+  id: string;
+  compartments: string[];
+  content: FhirResource;
+  json?: string;
+}
+
+/** searchJson(): the matches as their stored JSON text; included rows stay objects. */
+export interface JsonSearchResult extends Omit<SearchResult, 'resources'> {
+  resources: { resourceType: string; id: string; json: string }[];
+}
+
+/** A resource as the JSON text stored for it, with the version it is at. */
+export interface StoredJson {
+  json: string;
+  versionId: string;
+  lastUpdated: Date;
+}
 
 /** What the server adds to every stored resource. */
 export type Stored<T> = T & { id: string; meta: { versionId: string; lastUpdated: string } };
@@ -134,6 +155,29 @@ export class Repository {
     return row.content;
   }
 
+  /**
+   * read(), with the resource as the JSON text the database holds: the FHIR read by id sends it
+   * on as it is, so the node neither parses nor serialises it again (the stored JSON already
+   * carries its meta.versionId and meta.lastUpdated, see create/update). Same access rule, same
+   * refusals, same audit entry as read().
+   */
+  async readJson(type: string, id: string): Promise<StoredJson> {
+    const def = this.typeDef(type);
+    await this.checkType(def, 'read');
+    const reach = isResourceId(id) ? await this.readReach() : undefined;
+    // Prepared (db/database.ts): a primary-key lookup whose text depends on the type and the actor's kind only.
+    const row = isResourceId(id)
+      ? (
+          await sql<{ json: string; deleted: boolean; compartments: string[]; version_id: number; last_updated: Date | string; visible: boolean }>`${sql.raw(PREPARED)}select content::text as json, deleted, compartments, version_id, last_updated, ${visibleRows(this.actor, def, reach) ?? sql`true`} as visible from ${sql.table(def.table)} where id = ${id}`.execute(this.db)
+        ).rows[0]
+      : undefined;
+    if (row && !row.visible) await this.recordRefusal(new AccessRefusal(notFound(`${def.type}/${id} not found`), this.denial('read', def, undefined, row.compartments)));
+    if (!row) throw notFound(`${def.type}/${id} not found`);
+    if (row.deleted) throw gone(`${type}/${id} was deleted`);
+    await this.audit.record(this.entryFor('read', def, id, row.compartments));
+    return { json: row.json, versionId: String(row.version_id), lastUpdated: new Date(row.last_updated) };
+  }
+
   async vread(type: string, id: string, versionId: string): Promise<FhirResource> {
     const def = this.typeDef(type);
     await this.checkType(def, 'read');
@@ -173,6 +217,20 @@ export class Repository {
   }
 
   async search(request: SearchRequest): Promise<SearchResult> {
+    const result = await this.searchRows(request, false);
+    return { ...result, resources: result.page.map((r) => r.content) };
+  }
+
+  /**
+   * search(), with each match as the JSON text stored for it (see readJson): the FHIR search
+   * splices them into its Bundle unparsed. Same access rule, same paging, same audit.
+   */
+  async searchJson(request: SearchRequest): Promise<JsonSearchResult> {
+    const result = await this.searchRows(request, true);
+    return { ...result, resources: result.page.map((r) => ({ resourceType: request.def.type, id: r.id, json: r.json! })) };
+  }
+
+  private async searchRows(request: SearchRequest, asJson: boolean): Promise<Omit<SearchResult, 'resources'> & { page: PageRow[] }> {
     const { def } = request;
     await this.checkType(def, 'search');
     const reach = await this.readReach();
@@ -190,13 +248,14 @@ export class Repository {
     query = query.orderBy('id');
     const pageIds = request.count === 0 ? [] : ((await query.limit(request.count + 1).offset(request.offset).execute()) as { id: string; compartments: string[] }[]);
     const hasMore = pageIds.length > request.count;
-    const page = await this.contentsInOrder(def, pageIds.slice(0, request.count));
+    // As JSON text, the matches are parsed here only when _include must follow their references.
+    const page = await this.contentsInOrder(def, pageIds.slice(0, request.count), asJson, request.include.length > 0);
     const total = request.total
       ? Number(((await from().select((eb: any) => eb.fn.countAll().as('n')).where(where).executeTakeFirstOrThrow()) as { n: number }).n)
       : undefined;
     const included = await this.includes(request, page.map((r) => r.content), reach);
     const revincluded = await this.revincludes(request, page, reach);
-    const matched = new Set(page.map((r) => `${def.type}/${r.content.id}`));
+    const matched = new Set(page.map((r) => `${def.type}/${r.id}`));
     const extra = [...included.rows, ...revincluded.rows].filter((r) => {
       const key = `${r.content.resourceType}/${r.content.id}`;
       return matched.has(key) ? false : (matched.add(key), true);
@@ -210,7 +269,7 @@ export class Repository {
     await Promise.all(audits.map((a) => this.audit.record(a)));
 
     return {
-      resources: page.map((r) => r.content),
+      page,
       included: extra.map((r) => r.content),
       ...(total !== undefined ? { total } : {}),
       hasMore,
@@ -224,13 +283,26 @@ export class Repository {
     await this.audit.record(this.entry(action, def, resource));
   }
 
-  private async contentsInOrder(def: ResourceTypeDef, rows: { id: string; compartments: string[] }[]): Promise<StoredRow[]> {
+  /**
+   * The page's rows in the page's order. `asJson`: with their stored JSON text, parsed into
+   * `content` only if `parse` (otherwise `content` is left empty: callers use `json`).
+   */
+  private async contentsInOrder(def: ResourceTypeDef, rows: { id: string; compartments: string[] }[], asJson = false, parse = true): Promise<PageRow[]> {
     if (rows.length === 0) return [];
-    const found = (await this.db.selectFrom(def.table).select(['id', 'content']).where(sql<SqlBool>`id = any(${sql.val(rows.map((r) => r.id))}::uuid[])`).execute()) as { id: string; content: FhirResource }[];
+    const ids = sql<SqlBool>`id = any(${sql.val(rows.map((r) => r.id))}::uuid[])`;
+    if (asJson) {
+      const found = (await this.db.selectFrom(def.table).select(['id', sql<string>`content::text`.as('json')]).where(ids).execute()) as { id: string; json: string }[];
+      const byId = new Map(found.map((r) => [r.id, r.json]));
+      return rows.flatMap((r) => {
+        const json = byId.get(r.id);
+        return json === undefined ? [] : [{ ...r, json, content: (parse ? JSON.parse(json) : undefined) as FhirResource }];
+      });
+    }
+    const found = (await this.db.selectFrom(def.table).select(['id', 'content']).where(ids).execute()) as { id: string; content: FhirResource }[];
     const byId = new Map(found.map((r) => [r.id, r.content]));
     return rows.flatMap((r) => {
       const content = byId.get(r.id);
-      return content ? [{ ...r, content } as StoredRow] : [];
+      return content ? [{ ...r, content }] : [];
     });
   }
 
@@ -433,11 +505,11 @@ export class Repository {
   }
 
   /** The resources of each _revinclude source type that point to a resource of the page, as the actor may see them. */
-  private async revincludes(request: SearchRequest, page: StoredRow[], reach: readonly string[] | undefined): Promise<{ rows: StoredRow[]; warnings: string[] }> {
+  private async revincludes(request: SearchRequest, page: PageRow[], reach: readonly string[] | undefined): Promise<{ rows: StoredRow[]; warnings: string[] }> {
     const rows: StoredRow[] = [];
     const warnings: string[] = [];
     if (page.length === 0) return { rows, warnings };
-    const seen = new Set(page.map((r) => `${request.def.type}/${r.content.id}`));
+    const seen = new Set(page.map((r) => `${request.def.type}/${r.id}`));
     const refs = [...seen];
     for (const rev of request.revinclude) {
       // As for _include: a type this actor may not read never comes along, and rows out of reach are left out by the policy's condition.
@@ -493,13 +565,17 @@ export class Repository {
   }
 
   private entry(action: AuditAction, def: ResourceTypeDef, resource?: FhirResource, compartments?: string[]): AuditEntry {
-    const patient = (compartments ?? (resource ? def.compartment(resource) : []))[0];
+    return this.entryFor(action, def, resource?.id, compartments ?? (resource ? def.compartment(resource) : []));
+  }
+
+  private entryFor(action: AuditAction, def: ResourceTypeDef, resourceId: string | undefined, compartments: string[]): AuditEntry {
+    const patient = compartments[0];
     const breakGlass = breakGlassGrant(this.actor, patient);
     return {
       actor: this.actor.ref,
       action,
       resourceType: def.type,
-      ...(resource?.id ? { resourceId: resource.id } : {}),
+      ...(resourceId ? { resourceId } : {}),
       ...(patient ? { patient } : {}),
       ...(breakGlass ? { breakGlass } : {}),
       outcome: 'success',

@@ -4,7 +4,7 @@ import { safeError } from '../logging/safe-error.js';
 import { buildApp } from './app.js';
 import { startNode } from './node.js';
 import { seedDemoIfEmpty } from '../demo/seed-demo-command.js';
-import { loadTlsMaterial, TLS_OPTIONS } from './tls.js';
+import { CONNECTION_LIMITS, loadTlsMaterial, TLS_OPTIONS } from './tls.js';
 
 /**
  * `telesalud serve`: one node on one TLS port. On SIGTERM or SIGINT it turns unready, keeps
@@ -16,7 +16,7 @@ export async function serve(config: Config, options: { demo?: boolean } = {}): P
   const tls = await loadTlsMaterial(config);
   const node = await startNode(config, logger);
   if (options.demo) await seedDemoIfEmpty(node);
-  const app = await buildApp(node, { ...TLS_OPTIONS, cert: tls.cert, key: tls.key });
+  const app = await buildApp(node, { ...TLS_OPTIONS, ...CONNECTION_LIMITS, cert: tls.cert, key: tls.key });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -27,6 +27,20 @@ export const TLS_OPTIONS = {
 };
 
 /**
+ * Slow and oversized traffic on the node's HTTPS server (slowloris and friends): a TLS handshake
+ * gets 10 s, the whole request head 15 s (checked every 2 s, so a client that trickles a byte at a
+ * time is cut off within 17 s, long before the 60 s idle timeout would notice), and the request
+ * line with all headers 16 KiB (answered 431; a URL longer than that is refused the same way).
+ * Bodies are bounded per route (bodyLimit) and in time by requestTimeout (app.ts).
+ */
+export const CONNECTION_LIMITS = {
+  handshakeTimeout: 10_000,
+  headersTimeout: 15_000,
+  connectionsCheckingInterval: 2_000,
+  maxHeaderSize: 16 * 1024,
+};
+
+/**
  * The certificate to serve: the operator's, or a self-signed one for localhost kept in the
  * data dir (generated on first start, renewed when it is about to expire).
  */

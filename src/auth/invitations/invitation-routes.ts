@@ -1,6 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SYSTEM_ACTOR } from '../actor.js';
+import { personalInputs } from '../accounts/account-passwords.js';
 import { AccountError, createAccount } from '../accounts/account-service.js';
+import { checkPassword } from '../passwords/index.js';
+import { StrengthCheckBudget } from '../passwords/strength-check-budget.js';
 import { refusedBecause } from '../auth-errors.js';
 import { pendingTotpEnrolment } from '../mfa/account-mfa.js';
 import { authPolicy } from '../policy/auth-policy.js';
@@ -9,6 +12,7 @@ import { signedInAnswer } from '../sign-in/sign-in-answer.js';
 import { badRequest, conflict } from '../../records/fhir/outcomes.js';
 import { Repository } from '../../records/repository.js';
 import type { AppContext } from '../../server/app-context.js';
+import { inviterOf } from './inviter.js';
 import { claimInvitation, createInvitation, INVITATION_DAYS, INVITATION_MAX_DAYS, markInvitationAccepted, releaseInvitation, usableInvitation } from './invitations.js';
 
 const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } as const;
@@ -108,8 +112,51 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
       const invitation = await usableInvitation(db, (request.params as { token: string }).token);
       if (!invitation) return invalid(request, reply);
       const policy = await authPolicy(db).current();
-      // Nothing about the person or their record: only what the page needs to show the right form.
-      return { valid: true, mfaRequired: policy.mfaRequired[invitation.role as Role], expiresAt: new Date(invitation.expires).toISOString() };
+      // Nothing about the invitee or their record: only who invites them (so they can trust the
+      // link) and what the page needs to show the right form and explain the password rules.
+      return {
+        valid: true,
+        // Patient or staff: the page words its welcome for each.
+        role: invitation.role,
+        mfaRequired: policy.mfaRequired[invitation.role as Role],
+        expiresAt: new Date(invitation.expires).toISOString(),
+        invitedBy: await inviterOf(db, invitation.invited_by),
+        passwordPolicy: { minLength: policy.password.minLength, maxLength: policy.password.maxLength, minScore: policy.password.minScore },
+      };
+    },
+  );
+
+  // Live strength feedback while the invitee types: the same check accept makes (their name and
+  // email count against them), answered only for a usable token and under the sign-in's budget.
+  const checkBudget = new StrengthCheckBudget();
+  app.post(
+    '/api/invitations/password-check',
+    {
+      config: { public: true },
+      bodyLimit: 4096,
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['token', 'password'],
+          properties: { token: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (await throttled(request, reply)) return reply;
+      const body = request.body as { token: string; password: string };
+      const invitation = await usableInvitation(db, body.token);
+      if (!invitation) return invalid(request, reply);
+      const wait = checkBudget.take(invitation.id);
+      if (wait > 0) {
+        reply.header('Retry-After', String(wait));
+        return reply.code(429).send({ error: 'throttled', message: 'too many checks of this password; wait a moment' });
+      }
+      const policy = await authPolicy(db).current();
+      const check = await checkPassword(body.password, { policy: policy.password, userInputs: personalInputs(invitation.email, invitation.display_name ?? undefined), previousHashes: [] });
+      // Not audited: nothing is read or changed, and the password itself is never recorded anywhere.
+      return reply.header('Cache-Control', 'no-store').send({ ok: check.ok, score: check.score, problems: check.problems, feedback: check.feedback });
     },
   );
 

@@ -47,7 +47,8 @@ describe.each(STORE_KINDS)('invitations (%s)', (kind) => {
 
     const shown = await preview(token);
     expect(shown.statusCode).toBe(200);
-    expect(shown.json()).toEqual({ valid: true, mfaRequired: false, expiresAt: expect.any(String) });
+    // Who invites (so the patient can trust the link) and the rules in force; nothing about the invitee.
+    expect(shown.json()).toEqual({ valid: true, role: 'patient', mfaRequired: false, expiresAt: expect.any(String), invitedBy: { name: 'Lucía Fernández', role: 'clinician' }, passwordPolicy: { minLength: 12, maxLength: 128, minScore: 3 } });
     expect(shown.body).not.toContain('Valentina');
     expect(shown.body).not.toContain('example.org');
 

@@ -35,6 +35,22 @@ export async function mfaRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and, if you use an authenticator app, a new code from it');
   };
 
+  // What the security page shows: which factors the account has and whether the policy requires one. Counts only, never a secret.
+  app.get('/api/auth/mfa', { config: { allowedWhile: ['mfa-enrolment'] } }, async (request, reply) => {
+    const session = requireSession(request);
+    const db = ctx.store.db;
+    const account = await db.selectFrom('account').select('totp_secret_sealed').where('id', '=', session.account.id).executeTakeFirstOrThrow();
+    const passkeys = await db.selectFrom('passkey_credential').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', session.account.id).executeTakeFirst();
+    const codes = await db.selectFrom('recovery_code').select((eb) => eb.fn.countAll<number>().as('n')).where('account_id', '=', session.account.id).where('used_at', 'is', null).executeTakeFirst();
+    const policy = await authPolicy(db).current();
+    return reply.header('Cache-Control', 'no-store').send({
+      totp: account.totp_secret_sealed !== null,
+      passkeys: Number(passkeys?.n ?? 0),
+      recoveryCodesLeft: Number(codes?.n ?? 0),
+      required: policy.mfaRequired[session.account.role],
+    });
+  });
+
   app.post('/api/auth/mfa/totp/enrol', { config: { allowedWhile: ['mfa-enrolment'] }, bodyLimit: 4096, schema: { body: reauthBody } }, async (request) => {
     const session = requireSession(request);
     await reauthenticated(request, session, 'mfa-enrolled');

@@ -1,5 +1,5 @@
 import type { FhirResource } from '../resource-types.js';
-import type { SearchResult } from '../repository.js';
+import type { JsonSearchResult, SearchResult } from '../repository.js';
 import type { RawQuery, SearchRequest } from '../search/search-request.js';
 
 /** searchset Bundle with self/next/previous links that repeat the query with another _offset. */
@@ -28,6 +28,20 @@ export function searchBundle(baseUrl: string, type: string, query: RawQuery, req
       ...(result.warnings?.length ? [{ resource: { resourceType: 'OperationOutcome', issue: result.warnings.map((w) => ({ severity: 'warning', code: 'too-costly', diagnostics: w })) }, search: { mode: 'outcome' } }] : []),
     ],
   };
+}
+
+/**
+ * searchBundle() as JSON text, with the matches spliced in as the JSON stored for them: the
+ * page of a search goes out without being parsed and serialised again (Repository.searchJson).
+ */
+export function searchBundleJson(baseUrl: string, type: string, query: RawQuery, request: SearchRequest, result: JsonSearchResult): string {
+  const { entry: others, ...head } = searchBundle(baseUrl, type, query, request, { ...result, resources: [] });
+  const entries = [
+    ...result.resources.map((r) => `{"fullUrl":${JSON.stringify(`${baseUrl}/${r.resourceType}/${r.id}`)},"resource":${r.json},"search":{"mode":"match"}}`),
+    ...others.map((e) => JSON.stringify(e)),
+  ];
+  const headJson = JSON.stringify(head);
+  return `${headJson.slice(0, -1)},"entry":[${entries.join(',')}]}`;
 }
 
 export function historyBundle(baseUrl: string, type: string, id: string, versions: { resource: FhirResource; deleted: boolean; versionId: number; lastUpdated: string }[], total: number) {

@@ -1,7 +1,98 @@
+import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { api } from '../app/api.js';
+import { navigate } from '../app/navigation.js';
+import { currentSession, type Account } from '../auth/session.js';
+import { ChartPage } from './ChartPage.js';
+import { backToSignIn } from './fhir.js';
+import { PatientSearch } from './PatientSearch.js';
+import { SchedulePage } from './SchedulePage.js';
+import { errorText, Link, Loading } from './ui.js';
+import './clinic.css';
+
+/** The signed-in clinician, with the FHIR reference of their Practitioner record. */
+export interface Clinician extends Account {
+  fhirRef?: string | null;
+}
+
+const PATIENT_CHART = /^\/clinic\/patients\/([A-Za-z0-9\-.]{1,64})$/;
 
 /** The clinician workspace (/clinic/…): loaded only when a clinician goes there. */
 export default function ClinicApp({ path }: { path: string }) {
   const { t } = useTranslation();
-  return <main data-path={path}><h1>{t('clinic.title')}</h1></main>;
+  const [clinician, setClinician] = useState<Clinician | null>();
+  const [error, setError] = useState<string>();
+
+  useEffect(() => {
+    let live = true;
+    currentSession().then(
+      (account) => {
+        if (!live) return;
+        if (!account) return backToSignIn();
+        setClinician(account as Clinician);
+      },
+      (err: unknown) => live && setError(errorText(t, err)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [t]);
+
+  if (error) {
+    return (
+      <main className="narrow">
+        <p role="alert" className="error">
+          {error}
+        </p>
+      </main>
+    );
+  }
+  if (!clinician) {
+    return (
+      <main className="narrow" aria-busy="true">
+        <Loading />
+      </main>
+    );
+  }
+  if (clinician.role !== 'clinician' || !clinician.fhirRef) {
+    return (
+      <main className="narrow stack">
+        <h1>{t('clinic.title')}</h1>
+        <p role="alert">{t('clinic.notClinician')}</p>
+        <Link to="/">{t('clinic.goHome')}</Link>
+      </main>
+    );
+  }
+
+  const chart = PATIENT_CHART.exec(path);
+  let page;
+  if (chart) page = <ChartPage patientId={chart[1]!} clinician={clinician} />;
+  else if (path === '/clinic/patients') page = <PatientSearch />;
+  else page = <SchedulePage clinician={clinician} />;
+
+  const here = chart || path === '/clinic/patients' ? 'patients' : 'schedule';
+  return (
+    <div className="clinic">
+      <nav aria-label={t('clinic.nav.label')} className="clinic-nav">
+        <Link to="/clinic" current={here === 'schedule'} testId="nav-schedule">
+          {t('clinic.nav.schedule')}
+        </Link>
+        <Link to="/clinic/patients" current={here === 'patients'} testId="nav-patients">
+          {t('clinic.nav.patients')}
+        </Link>
+        <span className="clinic-who">{clinician.name ?? clinician.email}</span>
+        <button
+          type="button"
+          onClick={() =>
+            void api('POST', '/api/auth/sign-out')
+              .catch(() => undefined)
+              .then(() => navigate('/sign-in', true))
+          }
+        >
+          {t('clinic.nav.signOut')}
+        </button>
+      </nav>
+      {page}
+    </div>
+  );
 }

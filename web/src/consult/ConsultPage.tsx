@@ -1,7 +1,7 @@
-import { useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { navigate } from '../app/navigation.js';
-import { currentSession } from '../auth/session.js';
+import { currentSession, type Account } from '../auth/session.js';
 import { ConsentStep } from '../privacy/ConsentStep.js';
 import { telehealthConsent } from '../privacy/consent.js';
 import { CallSession } from './call-session.js';
@@ -11,6 +11,21 @@ import { useCallState } from './useCallState.js';
 import { VideoTile } from './VideoTile.js';
 
 const GUEST_TOKEN = /^[A-Za-z0-9_-]{16,64}$/;
+const PARTICIPANT_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+// The clinician's call with the chart beside it: its own chunk, so a patient's phone never loads it.
+const ClinicianCall = lazy(() => import('../clinic/ClinicianCall.js'));
+
+/** `?admit=<participant id>` (the schedule's "join and admit"): taken from the address once, so a reload does not admit again. */
+function takeAdmitRequest(): string | undefined {
+  const params = new URLSearchParams(location.search);
+  const id = params.get('admit');
+  if (id === null) return undefined;
+  params.delete('admit');
+  const rest = params.toString();
+  history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : ''));
+  return PARTICIPANT_ID.test(id) ? id : undefined;
+}
 
 /** Takes the guest token from the address (#token) and removes it, so it is not left in history or shown on screen. */
 function takeGuestToken(): string | undefined {
@@ -28,6 +43,8 @@ export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; 
   const [guestToken] = useState(() => (guest ? takeGuestToken() : undefined));
   const [ready, setReady] = useState(!!guest);
   const [session, setSession] = useState<CallSession>();
+  const [account, setAccount] = useState<Account>();
+  const [admitRequest] = useState(() => (guest ? undefined : takeAdmitRequest()));
   // A patient who has not accepted the current privacy notice is asked first: the notice version to accept.
   const [consentFor, setConsentFor] = useState<string>();
 
@@ -38,6 +55,7 @@ export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; 
       .then(async (account) => {
         if (cancelled) return;
         if (!account) return navigate(`/sign-in?next=${encodeURIComponent(location.pathname)}`, true);
+        setAccount(account);
         if (account.role === 'patient') {
           const consent = await telehealthConsent();
           if (!cancelled && consent.required) setConsentFor(consent.currentVersion);
@@ -69,12 +87,21 @@ export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; 
       />
     );
   }
-  return <InCall session={session} appointmentId={appointmentId} />;
+  return <InCall session={session} appointmentId={appointmentId} account={account} admitRequest={admitRequest} />;
 }
 
-function InCall({ session, appointmentId }: { session: CallSession; appointmentId: string | undefined }) {
+function InCall({ session, appointmentId, account, admitRequest }: { session: CallSession; appointmentId: string | undefined; account: Account | undefined; admitRequest: string | undefined }) {
   const { t } = useTranslation();
   const state = useCallState(session);
+  // The schedule's "join and admit": once the host is in and that participant still waits, admit them (once).
+  const admitted = useRef(false);
+  useEffect(() => {
+    if (admitted.current || !admitRequest || !state.self?.host) return;
+    if (state.lobby.some((p) => p.id === admitRequest && p.e2ee)) {
+      admitted.current = true;
+      session.admit(admitRequest);
+    }
+  }, [admitRequest, session, state.self?.host, state.lobby]);
   switch (state.phase) {
     case 'connecting':
       return <main className="narrow" aria-busy="true" data-testid="connecting"><p>{t('consult.joining')}</p></main>;
@@ -92,6 +119,13 @@ function InCall({ session, appointmentId }: { session: CallSession; appointmentI
         </main>
       );
     case 'in-call':
+      if (account?.role === 'clinician' && state.self?.host) {
+        return (
+          <Suspense fallback={<CallScreen session={session} state={state} appointmentId={appointmentId} />}>
+            <ClinicianCall session={session} state={state} appointmentId={appointmentId} account={account} />
+          </Suspense>
+        );
+      }
       return <CallScreen session={session} state={state} appointmentId={appointmentId} />;
     case 'ended':
       return <Refusal testId="call-ended" reason={state.endReason} text={t(`consult.ended.${state.endReason ?? 'ended'}`)} />;

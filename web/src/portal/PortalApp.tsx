@@ -1,7 +1,92 @@
+import { useEffect, useRef, useState, type MouseEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { navigate } from '../app/navigation.js';
+import { AppointmentsPage } from './AppointmentsPage.js';
+import { explain } from './explain.js';
+import { InvitePage } from './InvitePage.js';
+import { call, portalSession, toSignIn, type SessionInfo } from './portal-api.js';
+import { RecordPage } from './RecordPage.js';
+import { SecurityPage } from './SecurityPage.js';
+import './portal.css';
+
+const PAGES = [
+  { path: '/portal', key: 'appointments' },
+  { path: '/portal/record', key: 'record' },
+  { path: '/portal/security', key: 'security' },
+] as const;
 
 /** The patient portal (/portal/…, /invite/…): loaded only when a patient goes there. */
 export default function PortalApp({ path }: { path: string }) {
+  if (path === '/invite' || path.startsWith('/invite/')) return <InvitePage path={path} />;
+  return <SignedInPortal path={path} />;
+}
+
+function SignedInPortal({ path }: { path: string }) {
   const { t } = useTranslation();
-  return <main data-path={path}><h1>{t('portal.title')}</h1></main>;
+  const [session, setSession] = useState<SessionInfo>();
+  const [error, setError] = useState<string>();
+  const main = useRef<HTMLElement>(null);
+
+  useEffect(() => {
+    let live = true;
+    portalSession().then(
+      (s) => {
+        if (!live) return;
+        if (!s) return toSignIn();
+        // Staff who land here belong in their own area.
+        if (s.account.role !== 'patient') return navigate('/', true);
+        setSession(s);
+      },
+      (err: unknown) => live && setError(explain(t, err)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [t]);
+
+  const page = PAGES.find((p) => p.path === path) ?? PAGES[0];
+  useEffect(() => {
+    document.title = `${t(`portal.nav.${page.key}`)} · telesalud`;
+    // Move focus to the new page's content so screen readers and keyboards follow the navigation.
+    main.current?.focus();
+  }, [page.key, t]);
+
+  async function signOut() {
+    await call('POST', '/api/auth/sign-out').catch(() => undefined);
+    navigate('/sign-in', true);
+  }
+
+  const go = (to: string) => (event: MouseEvent<HTMLAnchorElement>) => {
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    navigate(to);
+  };
+
+  const patientRef = session?.account.fhirRef?.startsWith('Patient/') ? session.account.fhirRef : undefined;
+  return (
+    <div className="portal">
+      <nav className="portal-nav" aria-label={t('portal.nav.label')}>
+        <ul>
+          {PAGES.map((p) => (
+            <li key={p.key}>
+              <a href={p.path} onClick={go(p.path)} aria-current={p.key === page.key ? 'page' : undefined} data-testid={`nav-${p.key}`}>
+                {t(`portal.nav.${p.key}`)}
+              </a>
+            </li>
+          ))}
+          <li>
+            <button type="button" className="link" onClick={() => void signOut()} data-testid="sign-out">{t('portal.nav.signOut')}</button>
+          </li>
+        </ul>
+      </nav>
+      <main className="narrow stack" ref={main} tabIndex={-1} data-testid="portal">
+        {error && <p role="alert" className="error">{error}</p>}
+        {!session && !error && <p aria-busy="true">{t('portal.loading')}</p>}
+        {session && !patientRef && <p role="alert" className="error">{t('portal.errors.noRecord')}</p>}
+        {session && patientRef && page.key === 'appointments' && <AppointmentsPage patientRef={patientRef} />}
+        {session && patientRef && page.key === 'record' && <RecordPage patientRef={patientRef} />}
+        {session && page.key === 'security' && <SecurityPage session={session} />}
+      </main>
+    </div>
+  );
 }

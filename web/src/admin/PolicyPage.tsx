@@ -1,0 +1,239 @@
+import type { TFunction } from 'i18next';
+import { useEffect, useState, type FormEvent } from 'react';
+import { useTranslation } from 'react-i18next';
+import { adminApi, adminPut, DetailedApiError } from './admin-api.js';
+import { errorMessage } from './AdminApp.js';
+
+const ROLES = ['patient', 'clinician', 'admin'] as const;
+type Role = (typeof ROLES)[number];
+
+interface Policy {
+  password: { minLength: number; maxLength: number; minScore: number; historySize: number; expiryDays: Record<Role, number | null>; warningDays: number; contextWords: string[] };
+  mfaRequired: Record<Role, boolean>;
+  sessions: { idleMinutes: Record<Role, number>; absoluteHours: number };
+}
+
+/** Form values are text while edited: an empty expiry means "never". */
+interface Draft {
+  minLength: string;
+  minScore: string;
+  historySize: string;
+  warningDays: string;
+  expiryDays: Record<Role, string>;
+  mfaRequired: Record<Role, boolean>;
+  idleMinutes: Record<Role, string>;
+  absoluteHours: string;
+  contextWords: string;
+}
+
+const perRole = <T,>(f: (r: Role) => T) => Object.fromEntries(ROLES.map((r) => [r, f(r)])) as Record<Role, T>;
+
+function toDraft(p: Policy): Draft {
+  return {
+    minLength: String(p.password.minLength),
+    minScore: String(p.password.minScore),
+    historySize: String(p.password.historySize),
+    warningDays: String(p.password.warningDays),
+    expiryDays: perRole((r) => (p.password.expiryDays[r] === null ? '' : String(p.password.expiryDays[r]))),
+    mfaRequired: { ...p.mfaRequired },
+    idleMinutes: perRole((r) => String(p.sessions.idleMinutes[r])),
+    absoluteHours: String(p.sessions.absoluteHours),
+    contextWords: p.password.contextWords.join(', '),
+  };
+}
+
+/** Numbers are sent as typed; the server checks ranges and says which field is wrong. */
+const num = (value: string) => (value.trim() === '' ? Number.NaN : Number(value));
+
+function fromDraft(d: Draft): unknown {
+  return {
+    password: {
+      minLength: num(d.minLength),
+      minScore: num(d.minScore),
+      historySize: num(d.historySize),
+      warningDays: num(d.warningDays),
+      expiryDays: perRole((r) => (d.expiryDays[r].trim() === '' ? null : num(d.expiryDays[r]))),
+      contextWords: d.contextWords
+        .split(',')
+        .map((w) => w.trim())
+        .filter(Boolean),
+    },
+    mfaRequired: d.mfaRequired,
+    sessions: { idleMinutes: perRole((r) => num(d.idleMinutes[r])), absoluteHours: num(d.absoluteHours) },
+  };
+}
+
+/** The form's own label for a field the server names (password.minLength, sessions.idleMinutes.patient…). */
+function fieldLabel(t: TFunction, field: string): string {
+  const [section, name, role] = field.split('.');
+  const roleName = role ? t(`admin.roles.${role}`, { defaultValue: role }) : '';
+  if (section === 'password' && name === 'expiryDays') return t('admin.policy.expiryFor', { role: roleName });
+  if (section === 'password' && name && ['minLength', 'minScore', 'historySize', 'warningDays', 'contextWords'].includes(name)) return t(`admin.policy.${name}`);
+  if (section === 'sessions' && name === 'idleMinutes') return t('admin.policy.idleFor', { role: roleName });
+  if (section === 'sessions' && name === 'absoluteHours') return t('admin.policy.absoluteHours');
+  if (section === 'mfaRequired') return t('admin.policy.mfaFor', { role: t(`admin.roles.${name ?? ''}`, { defaultValue: name ?? '' }) });
+  return field;
+}
+
+/** /admin/policy: passwords, which roles need a second factor, and session timeouts, per role. */
+export function PolicyPage() {
+  const { t } = useTranslation();
+  const [draft, setDraft] = useState<Draft>();
+  const [error, setError] = useState<string>();
+  const [issues, setIssues] = useState<{ field: string; message: string }[]>([]);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    adminApi<Policy>('GET', '/api/admin/policy').then(
+      (p) => setDraft(toDraft(p)),
+      (err: unknown) => setError(errorMessage(t, err)),
+    );
+  }, [t]);
+
+  async function save(event: FormEvent) {
+    event.preventDefault();
+    if (!draft) return;
+    setBusy(true);
+    setSaved(false);
+    setError(undefined);
+    setIssues([]);
+    try {
+      const policy = await adminPut<Policy>('/api/admin/policy', fromDraft(draft));
+      setDraft(toDraft(policy));
+      setSaved(true);
+    } catch (err) {
+      if (err instanceof DetailedApiError && err.status === 400) {
+        setIssues((err.body as { issues?: { field: string; message: string }[] } | undefined)?.issues ?? []);
+        setError(t('admin.policy.invalid'));
+      } else setError(errorMessage(t, err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  if (!draft) {
+    return (
+      <div className="stack">
+        <h1>{t('admin.policy.title')}</h1>
+        {error ? (
+          <p role="alert" className="error">
+            {error}
+          </p>
+        ) : (
+          <p aria-busy="true">{t('app.loading')}</p>
+        )}
+      </div>
+    );
+  }
+
+  const set = (change: Partial<Draft>) => {
+    setSaved(false);
+    setDraft({ ...draft, ...change });
+  };
+  const numberInput = (value: string, onChange: (v: string) => void, testId?: string, describedBy?: string) => (
+    <input type="number" inputMode="numeric" min={0} value={value} onChange={(e) => onChange(e.target.value)} {...(testId ? { 'data-testid': testId } : {})} {...(describedBy ? { 'aria-describedby': describedBy } : {})} />
+  );
+
+  return (
+    <form className="stack" onSubmit={(e) => void save(e)} data-testid="policy-form">
+      <h1>{t('admin.policy.title')}</h1>
+
+      <fieldset className="panel stack">
+        <legend>{t('admin.policy.mfa')}</legend>
+        <p className="muted">{t('admin.policy.mfaExplain')}</p>
+        {ROLES.map((r) => (
+          <label key={r} className="check">
+            <input type="checkbox" checked={draft.mfaRequired[r]} onChange={(e) => set({ mfaRequired: { ...draft.mfaRequired, [r]: e.target.checked } })} data-testid={`policy-mfa-${r}`} />
+            {t('admin.policy.mfaFor', { role: t(`admin.roles.${r}`) })}
+          </label>
+        ))}
+      </fieldset>
+
+      <fieldset className="panel stack">
+        <legend>{t('admin.policy.password')}</legend>
+        <div className="form-grid">
+          <label>
+            {t('admin.policy.minLength')}
+            {numberInput(draft.minLength, (v) => set({ minLength: v }), 'policy-min-length')}
+          </label>
+          <label>
+            {t('admin.policy.minScore')}
+            <select value={draft.minScore} onChange={(e) => set({ minScore: e.target.value })}>
+              {[0, 1, 2, 3, 4].map((s) => (
+                <option key={s} value={String(s)}>
+                  {t(`admin.policy.score${s}`)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            {t('admin.policy.historySize')}
+            {numberInput(draft.historySize, (v) => set({ historySize: v }))}
+          </label>
+          <label>
+            {t('admin.policy.warningDays')}
+            {numberInput(draft.warningDays, (v) => set({ warningDays: v }))}
+          </label>
+        </div>
+        <p className="muted" id="expiry-hint">
+          {t('admin.policy.expiryHint')}
+        </p>
+        <div className="form-grid">
+          {ROLES.map((r) => (
+            <label key={r}>
+              {t('admin.policy.expiryFor', { role: t(`admin.roles.${r}`) })}
+              {numberInput(draft.expiryDays[r], (v) => set({ expiryDays: { ...draft.expiryDays, [r]: v } }), undefined, 'expiry-hint')}
+            </label>
+          ))}
+        </div>
+        <label>
+          {t('admin.policy.contextWords')}
+          <input type="text" value={draft.contextWords} onChange={(e) => set({ contextWords: e.target.value })} aria-describedby="context-hint" />
+          <small id="context-hint">{t('admin.policy.contextWordsHint')}</small>
+        </label>
+      </fieldset>
+
+      <fieldset className="panel stack">
+        <legend>{t('admin.policy.sessions')}</legend>
+        <div className="form-grid">
+          {ROLES.map((r) => (
+            <label key={r}>
+              {t('admin.policy.idleFor', { role: t(`admin.roles.${r}`) })}
+              {numberInput(draft.idleMinutes[r], (v) => set({ idleMinutes: { ...draft.idleMinutes, [r]: v } }), `policy-idle-${r}`)}
+            </label>
+          ))}
+          <label>
+            {t('admin.policy.absoluteHours')}
+            {numberInput(draft.absoluteHours, (v) => set({ absoluteHours: v }))}
+          </label>
+        </div>
+      </fieldset>
+
+      <div aria-live="polite">
+        {saved && (
+          <p className="notice" role="status" data-testid="policy-saved">
+            {t('admin.policy.saved')}
+          </p>
+        )}
+      </div>
+      {error && (
+        <div role="alert" className="error" data-testid="policy-error">
+          <p>{error}</p>
+          {issues.length > 0 && (
+            <ul>
+              {issues.map((i) => (
+                <li key={i.field}>
+                  <strong>{fieldLabel(t, i.field)}</strong>: {t('admin.policy.issue')}. {t('admin.policy.serverSays')} <span lang="en">{i.message}</span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+      <button type="submit" className="primary" disabled={busy} data-testid="policy-save">
+        {busy ? t('admin.busy') : t('admin.policy.save')}
+      </button>
+    </form>
+  );
+}

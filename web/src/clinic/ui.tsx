@@ -1,0 +1,73 @@
+import type { MouseEvent, ReactNode } from 'react';
+import type { TFunction } from 'i18next';
+import { useTranslation } from 'react-i18next';
+import { ApiError } from '../app/api.js';
+import { navigate } from '../app/navigation.js';
+import { FhirCallError } from './fhir.js';
+
+/** The clinic's time zone: the API gives none yet, so the browser's (the clinician's own device). */
+export const clinicTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+export function formatTime(iso: string | undefined, language: string): string {
+  if (!iso) return '';
+  return new Date(iso).toLocaleTimeString(language, { hour: '2-digit', minute: '2-digit', timeZone: clinicTimeZone() });
+}
+
+export function formatDate(iso: string | undefined, language: string): string {
+  if (!iso) return '';
+  // A bare date (birthDate, onset) is a calendar day, not an instant: no time zone shift.
+  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return new Date(`${iso}T12:00:00Z`).toLocaleDateString(language, { dateStyle: 'medium', timeZone: 'UTC' });
+  return new Date(iso).toLocaleDateString(language, { dateStyle: 'medium', timeZone: clinicTimeZone() });
+}
+
+export function formatDateTime(iso: string | undefined, language: string): string {
+  if (!iso) return '';
+  return new Date(iso).toLocaleString(language, { dateStyle: 'medium', timeStyle: 'short', timeZone: clinicTimeZone() });
+}
+
+export function formatNumber(value: number, language: string): string {
+  return new Intl.NumberFormat(language, { maximumFractionDigits: 1 }).format(value);
+}
+
+/** An error in plain words; the server's own diagnostics (never a stack trace) as a detail line when it gave one. */
+export function errorText(t: TFunction, err: unknown): string {
+  // A caller that already knows the plain words for this refusal.
+  if (err && typeof err === 'object' && typeof (err as { plain?: unknown }).plain === 'string') return (err as { plain: string }).plain;
+  if (!(err instanceof ApiError)) return t('clinic.errors.network');
+  const plain =
+    err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : err.status === 400 || err.status === 422 ? t('clinic.errors.invalid') : t('clinic.errors.generic');
+  const detail = err instanceof FhirCallError && err.diagnostics && err.status < 500 ? ` ${t('clinic.errors.detail', { detail: err.diagnostics })}` : '';
+  return plain + detail;
+}
+
+export function ErrorLine({ error, testId }: { error: string | undefined; testId?: string }) {
+  if (!error) return null;
+  return (
+    <p role="alert" className="error" data-testid={testId ?? 'clinic-error'}>
+      {error}
+    </p>
+  );
+}
+
+/** An in-app link: a real href (open in a new tab works), client-side navigation on a plain click. */
+export function Link({ to, children, className, testId, label, current }: { to: string; children: ReactNode; className?: string | undefined; testId?: string; label?: string; current?: boolean }) {
+  function follow(event: MouseEvent<HTMLAnchorElement>) {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    navigate(to);
+  }
+  return (
+    <a href={to} onClick={follow} className={className} data-testid={testId} aria-label={label} aria-current={current ? 'page' : undefined}>
+      {children}
+    </a>
+  );
+}
+
+export function Loading() {
+  const { t } = useTranslation();
+  return (
+    <p aria-busy="true" role="status">
+      {t('clinic.loading')}
+    </p>
+  );
+}
