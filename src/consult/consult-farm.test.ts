@@ -363,22 +363,20 @@ describe.skipIf(!base)('consultation signaling across nodes (PostgreSQL + Redis)
         patient.drop();
         await new Promise((r) => setTimeout(r, 300));
         await server.start();
-        // The patient's node writes back the place as waiting for a resume (seen once is enough: the
-        // host's node may write back its fresher copy right after, which is the case under test)…
+        // Both nodes are back and have written back their copies (in whichever order)…
+        const ready = async (node: FarmNode) => (await node.app.inject({ method: 'GET', url: '/readyz' })).json().redis === 'up';
         const deadline = Date.now() + 30_000;
-        const waiting = async () => {
-          const raw = await direct.get(roomKey(id)).catch(() => null);
-          return raw ? (JSON.parse(raw) as { participants: { id: string; disconnectedAt?: number }[] }).participants.some((p) => p.id === patientId && p.disconnectedAt !== undefined) : false;
-        };
-        let written = false;
-        while (!written && Date.now() < deadline) {
-          written = await waiting();
-          if (!written) await new Promise((r) => setTimeout(r, 20));
+        while (!((await ready(lone)) && (await ready(other)) && (await direct.exists(roomKey(id)).catch(() => 0))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        // …and then, as when the host's node writes back last, the fresher copy says the patient's socket
+        // is still there (written again until no write-back comes after it).
+        const patientStored = async () => (JSON.parse((await direct.get(roomKey(id)))!) as { participants: { id: string; conn?: string }[] }).participants.find((p) => p.id === patientId);
+        let stale = false;
+        while (!stale && Date.now() < deadline) {
+          await direct.set(roomKey(id), freshest, 'PX', 120_000);
+          await new Promise((r) => setTimeout(r, 300));
+          stale = (await patientStored())?.conn !== undefined;
         }
-        expect(written).toBe(true);
-        // …and then, as when the host's node writes back last, the fresher copy says the patient's socket is still there.
-        await direct.set(roomKey(id), freshest, 'PX', 120_000);
-        expect(await waiting()).toBe(false);
+        expect(stale).toBe(true);
         // The patient's node, the authority on its sockets, puts that right; the sweep then ends the place.
         expect(await host.next('peer-left', 60_000)).toEqual({ type: 'peer-left', participantId: patientId, reason: 'disconnected' });
         host.send({ type: 'end' });

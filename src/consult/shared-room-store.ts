@@ -16,6 +16,8 @@ const SWEEP_MS = 1_000;
 /** A room operation holds the room's lock at most this long (a node that dies holding it frees it by then). */
 const LOCK_TTL_MS = 5_000;
 const LOCK_WAIT_MS = 3_000;
+/** After Redis comes back, how many times (one node TTL apart) a node checks what the farm says of its sockets. */
+const RECONCILE_ROUNDS = 3;
 
 /** What Redis holds of a participant: no socket, no secret (its hash only), the node and socket that reach it. */
 interface ParticipantRecord {
@@ -113,12 +115,15 @@ export class RedisRoomStore implements SharedRoomStore {
         .catch(() => undefined)
         .then(() => this.rebuild())
         .catch((err: unknown) => this.options.logger.warn({ err: safeError(err) }, 'consultation rooms not rebuilt in redis'));
-      // Once every node has had time to write back its copies, put right what they said of this node's sockets.
-      const timer = setTimeout(() => {
-        if (this.available()) this.reconcile().catch((err: unknown) => this.options.logger.warn({ err: safeError(err) }, 'consultation places not reconciled'));
-      }, NODE_TTL_MS);
-      timer.unref();
-      this.timers.push(timer);
+      // Once every node has had time to write back its copies, put right what they said of this node's
+      // sockets; again twice, for a node whose connection came back late and wrote back after that.
+      for (let round = 1; round <= RECONCILE_ROUNDS; round++) {
+        const timer = setTimeout(() => {
+          if (this.available()) this.reconcile().catch((err: unknown) => this.options.logger.warn({ err: safeError(err) }, 'consultation places not reconciled'));
+        }, round * NODE_TTL_MS);
+        timer.unref();
+        this.timers.push(timer);
+      }
     });
     if (this.available()) await this.heartbeat().catch(() => undefined);
     const every = (ms: number, fn: () => Promise<void>) => {

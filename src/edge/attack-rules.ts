@@ -124,7 +124,9 @@ const DOT_SEGMENT = /(?:^|\/)\.(?!well-known\/)[^/]+/;
 // --- remote file inclusion / server-side request forgery ------------------------------------------
 const RFI_SCHEMES = /(?:^|[\s"'`=(,;|<>])(?:file|ftps?|tftp|gopher|dict|ldaps?|jar|netdoc|sftp|ssh2|smb|nfs|expect|phar|zip|rar|ogg|glob|data|url:file|url:http|acap|imap|pop3|smtp|telnet|rtsp|mms|svn|git|jdbc|mailto|news|nntp|wais|prospero|rmi|iiop|corba|nis|dns|rtmp)s?:(?:\/\/|\/|[a-z0-9])|\burl\s*:\s*[a-z]+:/;
 const URL_TRAILING_QUESTION = /\b(?:https?|ftps?|file)(?::\/\/[^?\s]*)?\?+$/;
-const URL_WITH_IP = /\b[a-z][a-z0-9+.-]*:\/{0,2}(?:[^\s@\/]*@)?(?:\[[0-9a-f:.%a-z]+\]|\d{1,5}(?:\.\d{1,5}){1,3}(?::\d+)?(?:[/?#]|$)|(?:0x[0-9a-f]+|0[0-7]+|\d{8,})(?:[:/]|$)|[0-9a-f]*:[0-9a-f:]+::?[0-9a-f:]*|localhost\d*|[^\s/]*\.(?:localhost|internal|local)\b|metadata\.google\.internal|169\.254\.|0\.0\.0\.0)/;
+// A host written in octal, hex or as one number only counts where a host is: after the slashes or a userinfo's @
+// (else a FHIR date search such as ge2026-11-24T21:05:00Z reads as scheme "ge2026-11-24t21:" and host "05").
+const URL_WITH_IP = /\b[a-z][a-z0-9+.-]*:\/{0,2}(?:[^\s@\/]*@)?(?:\[[0-9a-f:.%a-z]+\]|\d{1,5}(?:\.\d{1,5}){1,3}(?::\d+)?(?:[/?#]|$)|(?<=[/@])(?:0x[0-9a-f]+|0[0-7]+|\d{8,})(?:[:/]|$)|[0-9a-f]*:[0-9a-f:]+::?[0-9a-f:]*|localhost\d*|[^\s/]*\.(?:localhost|internal|local)\b|metadata\.google\.internal|169\.254\.|0\.0\.0\.0)/;
 const URL_OFFSITE = /\b(?:https?|ftp):\/\/[^\s/?#]+/;
 const URL_DECIMAL_HOST = /\bhttps?:\/*\d{6,}|\bhttps?:\/*0x[0-9a-f]{6,}/;
 const LOCALHOST_URL = /(?:^|[=\s"'])(?:https?:\/\/)?(?:localhost[\w.-]*|ipv6-localhost|ip6-localhost|[\w.-]*\.(?:docker\.internal|cluster\.local|svc|internal|localdomain)|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[?::1\]?|0x7f[0-9a-f]*|2130706433)(?:[:/]|$)/;

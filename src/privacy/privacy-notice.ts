@@ -4,4 +4,4 @@
  * (what is stored, why, for how long, who sees it): every patient is then asked to accept again
  * before their next consultation, and the consents already given keep the version they were for.
  */
-export const PRIVACY_NOTICE_VERSION = '2026-11-22';
+export const PRIVACY_NOTICE_VERSION = '2026-11-22.2';

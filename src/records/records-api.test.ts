@@ -324,6 +324,13 @@ describe.each(STORE_KINDS)('clinical record over FHIR R4 (%s)', (kind) => {
       expect(addendum.statusCode).toBe(201);
       const related = await search(node, `Composition?related-ref=${draft.id}`);
       expect(ids(related)).toEqual([addendum.json().id]);
+
+      // Withdrawn as written in error: the same note, whatever order a client sends its fields in.
+      const current = (await node.request({ method: 'GET', url })).json() as Record<string, unknown>;
+      const reordered = Object.fromEntries(Object.entries({ ...current, status: 'entered-in-error' }).reverse());
+      const withdrawn = await node.request({ method: 'PUT', url, payload: reordered, headers: { 'if-match': 'W/"2"' } });
+      expect(withdrawn.statusCode).toBe(200);
+      expect(withdrawn.json().status).toBe('entered-in-error');
     });
 
     it('refuses an addendum to a draft', async () => {

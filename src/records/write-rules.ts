@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { conflict, unprocessable } from './fhir/outcomes.js';
@@ -31,7 +32,8 @@ export async function applyAfterWrite(tx: Transaction<Database>, resource: FhirR
 async function checkClinicalNote(tx: Transaction<Database>, note: any, previous: any): Promise<void> {
   if (previous && SIGNED_NOTE.has(previous.status)) {
     // The one correction allowed on a signed note is to withdraw it as written in error.
-    const onlyWithdrawn = note.status === 'entered-in-error' && JSON.stringify({ ...note, status: previous.status, meta: undefined }) === JSON.stringify({ ...previous, meta: undefined });
+    // Compared as values: a client (or PostgreSQL's jsonb) may order the fields differently.
+    const onlyWithdrawn = note.status === 'entered-in-error' && isDeepStrictEqual({ ...note, status: previous.status, meta: undefined }, { ...previous, meta: undefined });
     if (!onlyWithdrawn) throw conflict('a signed note is read-only; write an addendum (a Composition whose relatesTo appends it) instead', 'Composition.status');
   }
   if (SIGNED_NOTE.has(note.status)) {

@@ -60,7 +60,7 @@ describe('privacy notice and telehealth consent in the browser', { timeout: 120_
     await page.getByTestId('language').selectOption('en');
     expect(await page.locator('h1').innerText()).toBe('Privacy notice');
     const text = await page.getByTestId('privacy-notice').innerText();
-    for (const phrase of ['encrypted end to end', 'never holds a key', 'not built yet', 'break the glass', 'never your clinical content', '/api/me/record-access']) expect(text).toContain(phrase);
+    for (const phrase of ['encrypted end to end', 'never holds a key', 'signed checkpoint', 'break the glass', 'never your clinical content', '/api/me/record-access']) expect(text).toContain(phrase);
     await context.close();
   });
 

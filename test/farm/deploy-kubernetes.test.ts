@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,8 @@ const PARSE = 'import json, sys, yaml\nprint(json.dumps([d for d in yaml.safe_lo
 
 function parseYaml(text: string, file: string): Promise<Doc[]> {
   return new Promise((resolve, reject) => {
-    const child = execFile('python3', ['-c', PARSE], { timeout: 30_000 }, (err, stdout, stderr) => {
+    // Debian's own interpreter, where apt's python3-yaml lives (a python3 earlier on PATH may lack it).
+    const child = execFile(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', PARSE], { timeout: 30_000 }, (err, stdout, stderr) => {
       if (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') reject(new Error('python3 is not installed: apt-get install python3 python3-yaml (the Kubernetes manifests are parsed with PyYAML)'));
         else if (/No module named .?yaml/.test(stderr)) reject(new Error('PyYAML is missing: apt-get install python3-yaml (the Kubernetes manifests are parsed with it)'));

@@ -155,7 +155,17 @@ export function benignRequests(count: number, fx: BenignFixtures, seed = 2026030
         () => `patient=${patientId}&category=vital-signs&_sort=-date`,
         () => `subject=Patient/${patientId}&code=${encodeURIComponent('http://loinc.org|85354-9,http://loinc.org|8480-6')}`,
       ])();
-      const [type, query] = pick([['Patient', q], ['Observation', obs], ['Appointment', `date=ge2026-03-0${1 + Math.floor(r() * 9)}&status=booked`], ['Encounter', `patient=${patientId}`]] as const);
+      // Date-times with small hours, minutes and seconds (00–07 look octal to a naive rule), as the portal's slot search sends them.
+      const day = `2026-11-2${Math.floor(r() * 8)}`;
+      const at = `T0${Math.floor(r() * 8)}:0${Math.floor(r() * 8)}:0${Math.floor(r() * 8)}`;
+      const [type, query] = pick([
+        ['Patient', q],
+        ['Observation', obs],
+        ['Appointment', `date=ge2026-03-0${1 + Math.floor(r() * 9)}&status=booked`],
+        ['Encounter', `patient=${patientId}`],
+        ['Slot', `status=free&start=ge${day}${at}Z&start=lt${day}T23:59:59Z&_count=100`],
+        ['Observation', `patient=${patientId}&date=gt${day}${at}.123${encodeURIComponent('+01:00')}&_sort=-date`],
+      ] as const);
       out.push({ kind: 'fhir-search', method: 'GET', url: `/fhir/R4/${type}?${query}`, headers: authed('application/fhir+json') });
     } else if (roll < 0.5) {
       out.push({ kind: 'fhir-read', method: 'GET', url: `/fhir/R4/Patient/${patientId}`, headers: authed('application/fhir+json') });

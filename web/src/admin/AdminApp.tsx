@@ -1,3 +1,5 @@
+import { addAreaMessages } from '../i18n/i18n.js';
+import { adminEn, adminEs } from './messages.js';
 import { useEffect, useState, type MouseEvent, type ReactNode } from 'react';
 import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
@@ -11,6 +13,8 @@ import { SecurityPage } from './SecurityPage.js';
 import { StatusPage } from './StatusPage.js';
 import { UsersPage } from './UsersPage.js';
 import './admin.css';
+
+addAreaMessages('admin', adminEn, adminEs);
 
 const SECTIONS = ['users', 'policy', 'audit', 'security', 'status'] as const;
 type Section = (typeof SECTIONS)[number];

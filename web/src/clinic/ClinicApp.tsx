@@ -1,3 +1,5 @@
+import { addAreaMessages } from '../i18n/i18n.js';
+import { clinicEn, clinicEs } from './messages.js';
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { api } from '../app/api.js';
@@ -9,6 +11,8 @@ import { PatientSearch } from './PatientSearch.js';
 import { SchedulePage } from './SchedulePage.js';
 import { errorText, Link, Loading } from './ui.js';
 import './clinic.css';
+
+addAreaMessages('clinic', clinicEn, clinicEs);
 
 /** The signed-in clinician, with the FHIR reference of their Practitioner record. */
 export interface Clinician extends Account {

@@ -1,3 +1,5 @@
+import { addAreaMessages } from '../i18n/i18n.js';
+import { clinicEn, clinicEs } from './messages.js';
 import { memo, useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { Account } from '../auth/session.js';
@@ -8,6 +10,8 @@ import type { Clinician } from './ClinicApp.js';
 import { fhirGet, type Resource } from './fhir.js';
 import { ErrorLine, errorText, Loading } from './ui.js';
 import './clinic.css';
+
+addAreaMessages('clinic', clinicEn, clinicEs);
 
 /**
  * The clinician's consultation screen: the call and the patient's chart side by side (on a

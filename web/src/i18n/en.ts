@@ -110,7 +110,7 @@ export const en = {
     why: 'To give you care (your clinicians need your record), to hold the consultations, to keep your account safe, and to be able to show who accessed your data, as health-data rules require. Your data is not sold, not used for advertising and not sent to anyone outside the clinic except integrations the clinic itself authorises (below).',
     howLongTitle: 'For how long',
     howLongRecord: 'Your record and documents are kept as long as your clinic keeps medical records (often many years, by law). telesalud does not delete them automatically: a record is never deleted, only marked inactive or corrected.',
-    howLongAudit: 'The audit trail is kept for as long as the clinic keeps it. Automatic retention (deleting old audit entries while keeping the chain verifiable) is not built yet: today nothing is removed automatically.',
+    howLongAudit: 'The audit trail is kept for the period your clinic sets (at least one year; unless it sets one, for ever). Old entries are removed only up to a signed checkpoint, so what remains can still be proved intact, and each removal is itself recorded.',
     howLongSessions: 'Sign-in sessions end after 30 idle minutes for patients (15 for staff) and after 12 hours in any case; the clinic can change these times. Guest links expire within 72 hours at most and work once. A consultation room exists only while it is in use.',
     howLongBackups: 'Backups are encrypted and kept as long as the clinic decides.',
     whoTitle: 'Who can see it',

@@ -112,7 +112,7 @@ export const es: Messages = {
     why: 'Para atenderle (sus profesionales necesitan su historia), para realizar las consultas, para proteger su cuenta y para poder demostrar quién accedió a sus datos, como exigen las normas sobre datos de salud. Sus datos no se venden, no se usan para publicidad y no se envían fuera del centro, salvo a las integraciones que el propio centro autorice (ver abajo).',
     howLongTitle: 'Durante cuánto tiempo',
     howLongRecord: 'Su historia y sus documentos se conservan mientras su centro conserve las historias clínicas (a menudo muchos años, por ley). telesalud no los borra automáticamente: una historia nunca se elimina, solo se marca como inactiva o se corrige.',
-    howLongAudit: 'El registro de auditoría se conserva mientras el centro lo decida. La conservación automática (borrar entradas antiguas manteniendo la cadena verificable) aún no está construida: hoy no se elimina nada automáticamente.',
+    howLongAudit: 'El registro de auditoría se conserva durante el plazo que fije su centro (al menos un año; si no fija ninguno, para siempre). Las entradas antiguas solo se eliminan hasta un punto de control firmado, de modo que lo que queda sigue pudiendo demostrarse íntegro, y cada eliminación queda registrada.',
     howLongSessions: 'Las sesiones terminan tras 30 minutos sin actividad para pacientes (15 para el personal) y a las 12 horas en todo caso; el centro puede cambiar estos tiempos. Los enlaces de invitado vencen en 72 horas como máximo y sirven una sola vez. Una sala de consulta existe solo mientras se usa.',
     howLongBackups: 'Las copias de seguridad van cifradas y se conservan el tiempo que decida el centro.',
     whoTitle: 'Quién puede verlo',

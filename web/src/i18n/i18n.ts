@@ -1,8 +1,5 @@
 import i18next from 'i18next';
 import { initReactI18next } from 'react-i18next';
-import { adminEn, adminEs } from '../admin/messages.js';
-import { clinicEn, clinicEs } from '../clinic/messages.js';
-import { portalEn, portalEs } from '../portal/messages.js';
 import { en } from './en.js';
 import { es } from './es.js';
 import type { Widen } from './widen.js';
@@ -27,11 +24,8 @@ function initialLanguage(): Language {
 
 export function setupI18n(): typeof i18next {
   void i18next.use(initReactI18next).init({
-    // Each area keeps its own catalogue (web/src/<area>/messages.ts) under its name.
-    resources: {
-      en: { translation: { ...en, portal: portalEn, clinic: clinicEn, admin: adminEn } },
-      es: { translation: { ...es, portal: portalEs, clinic: clinicEs, admin: adminEs } },
-    },
+    // Each area adds its own catalogue (web/src/<area>/messages.ts) when its chunk loads: addAreaMessages.
+    resources: { en: { translation: en }, es: { translation: es } },
     lng: initialLanguage(),
     fallbackLng: 'es',
     // React escapes already.
@@ -44,4 +38,13 @@ export function setupI18n(): typeof i18next {
     localStorage.setItem(STORAGE_KEY, lng);
   });
   return i18next;
+}
+
+/**
+ * An area's words (portal, clinic, admin), under its name, added by the area's chunk when it
+ * loads: a patient's phone never downloads the clinician's or the administrator's catalogue.
+ */
+export function addAreaMessages(area: 'portal' | 'clinic' | 'admin', english: object, spanish: object): void {
+  i18next.addResourceBundle('en', 'translation', { [area]: english }, true, true);
+  i18next.addResourceBundle('es', 'translation', { [area]: spanish }, true, true);
 }

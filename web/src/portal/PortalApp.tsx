@@ -1,3 +1,5 @@
+import { addAreaMessages } from '../i18n/i18n.js';
+import { portalEn, portalEs } from './messages.js';
 import { useEffect, useRef, useState, type MouseEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { navigate } from '../app/navigation.js';
@@ -8,6 +10,8 @@ import { call, portalSession, toSignIn, type SessionInfo } from './portal-api.js
 import { RecordPage } from './RecordPage.js';
 import { SecurityPage } from './SecurityPage.js';
 import './portal.css';
+
+addAreaMessages('portal', portalEn, portalEs);
 
 const PAGES = [
   { path: '/portal', key: 'appointments' },
