@@ -1,18 +1,17 @@
-import { addAreaMessages } from '../i18n/i18n.js';
-import { adminEn, adminEs } from './messages.js';
 import { useEffect, useState, type MouseEvent, type ReactNode } from 'react';
 import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
-import { ApiError } from '../app/api.js';
+import { ApiError, backToSignIn } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { currentSession, type Account } from '../auth/session.js';
-import { backToSignIn } from './admin-api.js';
 import { AuditPage } from './AuditPage.js';
 import { PolicyPage } from './PolicyPage.js';
 import { SecurityPage } from './SecurityPage.js';
 import { StatusPage } from './StatusPage.js';
 import { UsersPage } from './UsersPage.js';
 import './admin.css';
+import { addAreaMessages } from '../i18n/i18n.js';
+import { adminEn, adminEs } from './messages.js';
 
 addAreaMessages('admin', adminEn, adminEs);
 

@@ -1,7 +1,8 @@
 import type { TFunction } from 'i18next';
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
-import { adminApi, adminPut, DetailedApiError } from './admin-api.js';
+import { ApiError } from '../app/api.js';
+import { adminApi, adminPut } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
 
 const ROLES = ['patient', 'clinician', 'admin'] as const;
@@ -103,7 +104,7 @@ export function PolicyPage() {
       setDraft(toDraft(policy));
       setSaved(true);
     } catch (err) {
-      if (err instanceof DetailedApiError && err.status === 400) {
+      if (err instanceof ApiError && err.status === 400) {
         setIssues((err.body as { issues?: { field: string; message: string }[] } | undefined)?.issues ?? []);
         setError(t('admin.policy.invalid'));
       } else setError(errorMessage(t, err));

@@ -1,31 +1,96 @@
-/** JSON calls to the node's API from the page: same origin, session cookie, CSRF header on changes. */
+/**
+ * The one place the page talks to the node: same origin, session cookie, JSON in and out, the
+ * CSRF header on every change (the token of the session's latest answer, asked for when the
+ * page has none yet). The areas (portal, clinic, admin) build their calls on send()/request().
+ */
+import { navigate } from './navigation.js';
+
+/** The CSRF token of the session's latest answer (every answer that starts or shows a session carries it). */
 let csrfToken: string | undefined;
 
-export function rememberCsrfToken(token: string | undefined): void {
-  csrfToken = token;
-}
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 export class ApiError extends Error {
   constructor(
     readonly status: number,
+    /** The API's `error` code, or a FHIR OperationOutcome's first issue code. */
     readonly code: string | undefined,
+    /** The answer's JSON, for the words a page may show (field issues, OperationOutcome diagnostics). */
+    readonly body?: unknown,
   ) {
     super(`request failed with ${status}`);
   }
+
+  /** What the server said in words, when it did (OperationOutcome diagnostics or a message). */
+  get detail(): string | undefined {
+    const body = this.body as { issue?: { diagnostics?: string }[]; message?: string } | undefined;
+    return body?.issue?.[0]?.diagnostics ?? body?.message;
+  }
 }
 
-export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
-  const res = await fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
+export interface SendOptions {
+  /** Sent as JSON (FHIR JSON under /fhir/). */
+  body?: unknown;
+  /** Sent as it is (a document upload). */
+  raw?: Blob;
+  contentType?: string;
+  accept?: string;
+  headers?: Record<string, string>;
+}
+
+async function tokenForChange(): Promise<string | undefined> {
+  if (csrfToken) return csrfToken;
+  const res = await fetch('/api/auth/session', { credentials: 'same-origin', headers: { accept: 'application/json' } }).catch(() => undefined);
+  if (res?.ok) csrfToken = ((await res.json()) as { csrfToken?: string }).csrfToken;
+  return csrfToken;
+}
+
+/** The raw answer (for files to save); request() for JSON. */
+export async function send(method: Method, path: string, options: SendOptions = {}): Promise<Response> {
+  const fhir = path.startsWith('/fhir/');
+  const headers: Record<string, string> = { accept: options.accept ?? (fhir ? 'application/fhir+json, application/json' : 'application/json'), ...options.headers };
+  if (options.body !== undefined) headers['content-type'] = options.contentType ?? (fhir ? 'application/fhir+json' : 'application/json');
+  if (options.raw) headers['content-type'] = options.contentType ?? (options.raw.type || 'application/octet-stream');
+  if (method !== 'GET') {
+    const token = await tokenForChange();
+    if (token) headers['x-csrf-token'] = token;
   }
-  if (!res.ok) throw new ApiError(res.status, (json as { error?: string } | undefined)?.error);
-  return json as T;
+  const body = options.body !== undefined ? JSON.stringify(options.body) : options.raw;
+  return fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body } : {}) });
+}
+
+/** An answer's JSON, or undefined for an empty or non-JSON body. */
+async function jsonOf(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ApiError of a refused answer. */
+export async function failure(res: Response): Promise<ApiError> {
+  const json = (await jsonOf(res)) as { error?: string; issue?: { code?: string }[] } | undefined;
+  return new ApiError(res.status, json?.error ?? json?.issue?.[0]?.code, json);
+}
+
+/** A JSON call. An answer that starts a new session (sign-in, accept, MFA change) brings its new CSRF token. */
+export async function request<T>(method: Method, path: string, options: SendOptions = {}): Promise<T> {
+  const res = await send(method, path, options);
+  if (!res.ok) throw await failure(res);
+  const json = (await jsonOf(res)) as T;
+  const token = (json as { csrfToken?: unknown } | undefined)?.csrfToken;
+  if (typeof token === 'string') csrfToken = token;
+  return json;
+}
+
+export function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  return request<T>(method, path, body !== undefined ? { body } : {});
+}
+
+/** The session is gone: to sign in, and back here afterwards (once, however many calls found it gone). */
+export function backToSignIn(): void {
+  if (location.pathname === '/sign-in') return;
+  navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, true);
 }

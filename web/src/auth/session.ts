@@ -1,4 +1,4 @@
-import { ApiError, api, rememberCsrfToken } from '../app/api.js';
+import { ApiError, api } from '../app/api.js';
 
 export interface Account {
   id: string;
@@ -10,8 +10,8 @@ export interface Account {
 /** The signed-in account, or undefined when this browser has no valid session. */
 export async function currentSession(): Promise<Account | undefined> {
   try {
+    // api() keeps the session's CSRF token for the page's next change.
     const session = await api<{ account: Account; csrfToken: string }>('GET', '/api/auth/session');
-    rememberCsrfToken(session.csrfToken);
     return session.account;
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return undefined;
@@ -23,8 +23,7 @@ export type SignInResult = 'signed-in' | 'mfa-required' | 'throttled' | 'refused
 
 export async function signIn(email: string, password: string, code: string): Promise<SignInResult> {
   try {
-    const res = await api<{ csrfToken: string }>('POST', '/api/auth/sign-in', { email, password, ...(code ? { code } : {}) });
-    rememberCsrfToken(res.csrfToken);
+    await api('POST', '/api/auth/sign-in', { email, password, ...(code ? { code } : {}) });
     return 'signed-in';
   } catch (err) {
     if (!(err instanceof ApiError)) return 'network';

@@ -1,16 +1,16 @@
-import { addAreaMessages } from '../i18n/i18n.js';
-import { clinicEn, clinicEs } from './messages.js';
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { api } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { currentSession, type Account } from '../auth/session.js';
 import { ChartPage } from './ChartPage.js';
-import { backToSignIn } from './fhir.js';
+import { backToSignIn } from '../app/api.js';
 import { PatientSearch } from './PatientSearch.js';
 import { SchedulePage } from './SchedulePage.js';
 import { errorText, Link, Loading } from './ui.js';
 import './clinic.css';
+import { addAreaMessages } from '../i18n/i18n.js';
+import { clinicEn, clinicEs } from './messages.js';
 
 addAreaMessages('clinic', clinicEn, clinicEs);
 

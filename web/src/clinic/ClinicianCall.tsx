@@ -1,5 +1,3 @@
-import { addAreaMessages } from '../i18n/i18n.js';
-import { clinicEn, clinicEs } from './messages.js';
 import { memo, useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { Account } from '../auth/session.js';
@@ -10,6 +8,8 @@ import type { Clinician } from './ClinicApp.js';
 import { fhirGet, type Resource } from './fhir.js';
 import { ErrorLine, errorText, Loading } from './ui.js';
 import './clinic.css';
+import { addAreaMessages } from '../i18n/i18n.js';
+import { clinicEn, clinicEs } from './messages.js';
 
 addAreaMessages('clinic', clinicEn, clinicEs);
 

@@ -1,69 +1,17 @@
-import { ApiError } from '../app/api.js';
-import { navigate } from '../app/navigation.js';
+import { ApiError, backToSignIn, request, type Method, type SendOptions } from '../app/api.js';
 
 /**
- * The clinic's calls to the FHIR API and to the application API where it needs more than
- * app/api.ts offers (PUT with If-Match, binary uploads). Same origin, session cookie, CSRF
- * header on changes; an expired session sends the clinician to sign-in and back here.
+ * The clinic's calls to the FHIR API and the application API (app/api.ts underneath): an
+ * expired session sends the clinician to sign-in and back here.
  */
-
-let csrf: Promise<string | undefined> | undefined;
-
-/** The session's CSRF token, asked once per page. */
-function csrfToken(): Promise<string | undefined> {
-  csrf ??= fetch('/api/auth/session', { credentials: 'same-origin', headers: { accept: 'application/json' } })
-    .then((res) => (res.ok ? (res.json() as Promise<{ csrfToken?: string }>) : {}))
-    .then((body) => (body as { csrfToken?: string }).csrfToken)
-    .catch(() => undefined);
-  return csrf;
-}
-
-export function backToSignIn(): void {
-  navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, true);
-}
-
-/** A FHIR refusal's own words (OperationOutcome diagnostics), for the technical detail line. */
-export class FhirCallError extends ApiError {
-  constructor(
-    status: number,
-    readonly diagnostics: string | undefined,
-  ) {
-    super(status, undefined);
-  }
-}
-
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
-export async function call<T>(method: Method, path: string, options: { body?: unknown; raw?: Blob; contentType?: string; ifMatch?: string } = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/fhir+json, application/json' };
-  if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/fhir+json';
-  if (options.raw) headers['content-type'] = options.contentType ?? (options.raw.type || 'application/octet-stream');
-  if (options.ifMatch) headers['if-match'] = options.ifMatch;
-  if (method !== 'GET') {
-    const token = await csrfToken();
-    if (token) headers['x-csrf-token'] = token;
-  }
-  const res = await fetch(path, {
-    method,
-    headers,
-    credentials: 'same-origin',
-    ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : options.raw ? { body: options.raw } : {}),
-  });
-  const text = await res.text();
-  let json: unknown;
+export async function call<T>(method: Method, path: string, options: SendOptions & { ifMatch?: string } = {}): Promise<T> {
+  const { ifMatch, ...rest } = options;
   try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
+    return await request<T>(method, path, ifMatch ? { ...rest, headers: { ...rest.headers, 'if-match': ifMatch } } : rest);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) backToSignIn();
+    throw err;
   }
-  if (res.status === 401) {
-    backToSignIn();
-  }
-  if (!res.ok) {
-    const outcome = json as { issue?: { diagnostics?: string }[]; message?: string } | undefined;
-    throw new FhirCallError(res.status, outcome?.issue?.[0]?.diagnostics ?? outcome?.message);
-  }
-  return json as T;
 }
 
 export interface Resource {

@@ -3,7 +3,6 @@ import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
-import { FhirCallError } from './fhir.js';
 
 /** The clinic's time zone: the API gives none yet, so the browser's (the clinician's own device). */
 export const clinicTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -36,7 +35,7 @@ export function errorText(t: TFunction, err: unknown): string {
   if (!(err instanceof ApiError)) return t('clinic.errors.network');
   const plain =
     err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : err.status === 400 || err.status === 422 ? t('clinic.errors.invalid') : t('clinic.errors.generic');
-  const detail = err instanceof FhirCallError && err.diagnostics && err.status < 500 ? ` ${t('clinic.errors.detail', { detail: err.diagnostics })}` : '';
+  const detail = err instanceof ApiError && err.detail && err.status < 500 ? ` ${t('clinic.errors.detail', { detail: err.detail })}` : '';
   return plain + detail;
 }
 

@@ -1,11 +1,12 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ApiError } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { explain } from './explain.js';
 import { formatShortDate } from './format.js';
 import { addPasskey, deviceLabel, passkeysSupported, RecoveryCodes, TotpSetup, type TotpEnrolment } from './mfa-setup.js';
 import { PasswordPolicyText, PasswordProblems, PasswordStrength, usePasswordCheck, type PasswordProblem } from './PasswordStrength.js';
-import { call, PortalError } from './portal-api.js';
+import { call } from './portal-api.js';
 
 interface Preview {
   valid: boolean;
@@ -58,7 +59,7 @@ export function InvitePage({ path }: { path: string }) {
         setStep('password');
       },
       (err: unknown) => {
-        setInvalidReason(err instanceof PortalError && err.status === 404 ? t('portal.invite.invalid') : explain(t, err));
+        setInvalidReason(err instanceof ApiError && err.status === 404 ? t('portal.invite.invalid') : explain(t, err));
         setStep('invalid');
       },
     );
@@ -84,7 +85,7 @@ export function InvitePage({ path }: { path: string }) {
         setStep('totp');
       } else setStep('mfa-choice');
     } catch (err) {
-      if (err instanceof PortalError && err.code === 'weak-password') {
+      if (err instanceof ApiError && err.code === 'weak-password') {
         setProblems(((err.body as { problems?: PasswordProblem[] }).problems ?? []));
         setError(t('portal.password.refused'));
       } else setError(explain(t, err));
@@ -115,7 +116,7 @@ export function InvitePage({ path }: { path: string }) {
       setCodes(answer.recoveryCodes);
       setStep('codes');
     } catch (err) {
-      setError(err instanceof PortalError ? explain(t, err) : t('portal.errors.passkeyCancelled'));
+      setError(err instanceof ApiError ? explain(t, err) : t('portal.errors.passkeyCancelled'));
     } finally {
       setBusy(false);
     }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { call, PortalError } from './portal-api.js';
+import { ApiError } from '../app/api.js';
+import { call } from './portal-api.js';
 
 export interface PasswordProblem {
   code: string;
@@ -36,7 +37,7 @@ export function usePasswordCheck(password: string, via: { token: string } | 'ses
       request.then(
         (answer) => live && setVerdict(answer),
         // Throttled or offline: the form still works, and submitting gives the final word.
-        (err: unknown) => live && !(err instanceof PortalError && err.status === 429) && setVerdict(undefined),
+        (err: unknown) => live && !(err instanceof ApiError && err.status === 429) && setVerdict(undefined),
       );
     }, WAIT_AFTER_TYPING_MS);
     return () => {

@@ -1,15 +1,16 @@
-import { addAreaMessages } from '../i18n/i18n.js';
-import { portalEn, portalEs } from './messages.js';
 import { useEffect, useRef, useState, type MouseEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { backToSignIn } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { AppointmentsPage } from './AppointmentsPage.js';
 import { explain } from './explain.js';
 import { InvitePage } from './InvitePage.js';
-import { call, portalSession, toSignIn, type SessionInfo } from './portal-api.js';
+import { call, portalSession, type SessionInfo } from './portal-api.js';
 import { RecordPage } from './RecordPage.js';
 import { SecurityPage } from './SecurityPage.js';
 import './portal.css';
+import { addAreaMessages } from '../i18n/i18n.js';
+import { portalEn, portalEs } from './messages.js';
 
 addAreaMessages('portal', portalEn, portalEs);
 
@@ -36,7 +37,7 @@ function SignedInPortal({ path }: { path: string }) {
     portalSession().then(
       (s) => {
         if (!live) return;
-        if (!s) return toSignIn();
+        if (!s) return backToSignIn();
         // Staff who land here belong in their own area.
         if (s.account.role !== 'patient') return navigate('/', true);
         setSession(s);

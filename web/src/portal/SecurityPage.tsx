@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ApiError } from '../app/api.js';
 import { explain } from './explain.js';
 import { formatDateTime } from './format.js';
 import { addPasskey, deviceLabel, passkeysSupported, RecoveryCodes, TotpSetup, type TotpEnrolment } from './mfa-setup.js';
 import { PasswordProblems, PasswordStrength, usePasswordCheck, type PasswordProblem } from './PasswordStrength.js';
-import { call, download, PortalError, type SessionInfo } from './portal-api.js';
+import { call, download, type SessionInfo } from './portal-api.js';
 
 interface SessionRow {
   id: string;
@@ -166,7 +167,7 @@ function SecondFactors() {
         load();
       }
     } catch (err) {
-      setError(err instanceof PortalError ? explain(t, err) : t('portal.errors.passkeyCancelled'));
+      setError(err instanceof ApiError ? explain(t, err) : t('portal.errors.passkeyCancelled'));
     } finally {
       setBusy(false);
     }
@@ -284,10 +285,10 @@ function PasswordChange() {
       setNext('');
       setRepeat('');
     } catch (err) {
-      if (err instanceof PortalError && err.code === 'weak-password') {
+      if (err instanceof ApiError && err.code === 'weak-password') {
         setProblems((err.body as { problems?: PasswordProblem[] }).problems ?? []);
         setError(t('portal.password.refused'));
-      } else if (err instanceof PortalError && err.status === 403) setError(t('portal.security.wrongPassword'));
+      } else if (err instanceof ApiError && err.status === 403) setError(t('portal.security.wrongPassword'));
       else setError(explain(t, err));
     } finally {
       setBusy(false);

@@ -1,9 +1,9 @@
 import type { TFunction } from 'i18next';
-import { PortalError } from './portal-api.js';
+import { ApiError } from '../app/api.js';
 
 /** Any failure as one sentence a patient understands (never a status code or a stack trace). */
 export function explain(t: TFunction, err: unknown): string {
-  if (!(err instanceof PortalError)) return t('portal.errors.network');
+  if (!(err instanceof ApiError)) return t('portal.errors.network');
   if (err.status === 429) return t('portal.errors.throttled');
   if (err.status === 401) return t('portal.errors.signedOut');
   switch (err.code) {

@@ -1,71 +1,31 @@
-import { rememberCsrfToken } from '../app/api.js';
-import { navigate } from '../app/navigation.js';
+import { ApiError, backToSignIn, failure, request, send, type Method } from '../app/api.js';
 
 /**
- * The portal's calls to the node: same origin, session cookie, CSRF header on every change, and
- * any 401 sends the patient to sign in and back to where they were. FHIR errors (OperationOutcome)
- * and API errors ({error}) both end up as a PortalError the pages explain in plain words.
+ * The portal's calls (app/api.ts underneath). Any 401 sends the patient to sign in and back to
+ * where they were — except on the invitation pages, which answer 401s themselves. FHIR errors
+ * (OperationOutcome) and API errors ({error}) both arrive as an ApiError the pages explain in plain words.
  */
-let csrf: string | undefined;
-
-export function rememberPortalCsrf(token: string | undefined): void {
-  csrf = token;
-  rememberCsrfToken(token);
-}
-
-export class PortalError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string | undefined,
-    readonly body: unknown,
-  ) {
-    super(`request failed with ${status}`);
-  }
-}
-
-export function toSignIn(): void {
-  // Several calls in flight may all find the session gone: only the first one moves the page.
-  if (location.pathname === '/sign-in') return;
-  navigate(`/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`, true);
-}
-
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
-async function send(method: Method, path: string, body: unknown, accept: string, extra: Record<string, string> = {}): Promise<Response> {
-  const headers: Record<string, string> = { accept, ...extra };
-  if (body !== undefined) headers['content-type'] = path.startsWith('/fhir/') ? 'application/fhir+json' : 'application/json';
-  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
-  return fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-}
-
-async function failure(res: Response): Promise<PortalError> {
-  let json: unknown;
-  try {
-    json = await res.json();
-  } catch {
-    json = undefined;
-  }
-  const code = (json as { error?: string } | undefined)?.error ?? (json as { issue?: { code?: string }[] } | undefined)?.issue?.[0]?.code;
-  // The invitation and sign-in pages answer 401s themselves; everywhere else the session is gone.
-  if (res.status === 401 && !location.pathname.startsWith('/invite')) toSignIn();
-  return new PortalError(res.status, code, json);
+function signInAgainOn401(err: unknown): void {
+  if (err instanceof ApiError && err.status === 401 && !location.pathname.startsWith('/invite')) backToSignIn();
 }
 
 export async function call<T>(method: Method, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
-  const res = await send(method, path, body, path.startsWith('/fhir/') ? 'application/fhir+json' : 'application/json', headers);
-  if (!res.ok) throw await failure(res);
-  const text = await res.text();
-  const json = text ? (JSON.parse(text) as T & { csrfToken?: string }) : (undefined as T);
-  // Sign-in-like answers (accept, MFA changes, password change) replace the session and its CSRF token.
-  const token = (json as { csrfToken?: unknown } | undefined)?.csrfToken;
-  if (typeof token === 'string') rememberPortalCsrf(token);
-  return json;
+  try {
+    return await request<T>(method, path, { ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) });
+  } catch (err) {
+    signInAgainOn401(err);
+    throw err;
+  }
 }
 
 /** A call whose answer is a file to save (an export, a document). */
 export async function download(method: Method, path: string, fileName: string, body?: unknown): Promise<void> {
-  const res = await send(method, path, body, '*/*');
-  if (!res.ok) throw await failure(res);
+  const res = await send(method, path, { ...(body !== undefined ? { body } : {}), accept: '*/*' });
+  if (!res.ok) {
+    const err = await failure(res);
+    signInAgainOn401(err);
+    throw err;
+  }
   const url = URL.createObjectURL(await res.blob());
   const link = document.createElement('a');
   link.href = url;
@@ -86,12 +46,12 @@ export interface SessionInfo {
 
 /** The signed-in session, or undefined when there is none (no redirect: the caller decides). */
 export async function portalSession(): Promise<SessionInfo | undefined> {
-  const res = await send('GET', '/api/auth/session', undefined, 'application/json');
-  if (res.status === 401 || res.status === 403) return undefined;
-  if (!res.ok) throw new PortalError(res.status, undefined, undefined);
-  const session = (await res.json()) as SessionInfo;
-  rememberPortalCsrf(session.csrfToken);
-  return session;
+  try {
+    return await request<SessionInfo>('GET', '/api/auth/session');
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return undefined;
+    throw err;
+  }
 }
 
 // ---- FHIR -----------------------------------------------------------------------------------------
