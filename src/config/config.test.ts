@@ -24,6 +24,9 @@ describe('configuration from the environment', () => {
     ['TELESALUD_REDIS_URL', 'http://127.0.0.1:6379'],
     ['TELESALUD_REDIS_URL', 'not a url'],
     ['TELESALUD_REDIS_PREFIX', 'has spaces in it'],
+    ['TELESALUD_TRUSTED_PROXIES', '10.0.0.0/33'],
+    ['TELESALUD_TRUSTED_PROXIES', 'lb.internal'],
+    ['TELESALUD_TRUSTED_PROXIES', '10.0.0.1, 10.0.0.0/8/1'],
   ])('stops with a one-line reason naming %s when it is %s', (variable, value) => {
     let error: unknown;
     try {
@@ -59,6 +62,14 @@ describe('configuration from the environment', () => {
     const tls = loadConfig({ TELESALUD_REDIS_URL: 'rediss://:pass@redis.internal:6380/2', TELESALUD_REDIS_PREFIX: 'staging:' });
     expect(tls.redisUrl).toBe('rediss://:pass@redis.internal:6380/2');
     expect(tls.redisPrefix).toBe('staging:');
+  });
+
+  it('trusts X-Forwarded-For only from the proxies it is given, addresses and ranges of either family', () => {
+    expect(loadConfig({}).trustedProxies.has('10.0.0.1')).toBe(false);
+    const behind = loadConfig({ TELESALUD_TRUSTED_PROXIES: ' 10.1.0.0/16 , 192.0.2.10, fd00::/8 ' }).trustedProxies;
+    expect(behind.entries).toEqual(['10.1.0.0/16', '192.0.2.10', 'fd00::/8']);
+    for (const address of ['10.1.200.3', '192.0.2.10', '::ffff:10.1.0.9', 'fd12::1']) expect(behind.has(address)).toBe(true);
+    for (const address of ['10.2.0.1', '192.0.2.11', 'fe80::1', 'not an address']) expect(behind.has(address)).toBe(false);
   });
 
   it('never quotes the Redis URL (it may hold a password) in its error', () => {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseAuditSigningKey } from '../audit/audit-signing-key.js';
 import { MIN_AUDIT_RETENTION_DAYS } from '../audit/audit-retention-record.js';
+import { NO_TRUSTED_PROXIES, parseTrustedProxies, type TrustedProxies } from '../edge/trusted-proxies.js';
 
 /**
  * Everything telesalud reads from its environment, validated once at start.
@@ -19,6 +20,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** Put before every Redis key and channel, so deployments can share one Redis. */
   redisPrefix: string;
+  /** Proxies whose X-Forwarded-For names the client (TELESALUD_TRUSTED_PROXIES); none by default. */
+  trustedProxies: TrustedProxies;
   /** base64 of 32 bytes, given directly (a secret manager can inject it). */
   masterKey: Buffer | undefined;
   masterKeyFile: string | undefined;
@@ -166,6 +169,9 @@ export function loadConfig(env: Env = process.env): Config {
 
   const publicUrl = url(env, 'TELESALUD_PUBLIC_URL', ['https:']) ?? `https://localhost:${port}`;
 
+  const trustedProxies = env.TELESALUD_TRUSTED_PROXIES ? parseTrustedProxies(env.TELESALUD_TRUSTED_PROXIES) : NO_TRUSTED_PROXIES;
+  if (typeof trustedProxies === 'string') throw new ConfigError('TELESALUD_TRUSTED_PROXIES', `${trustedProxies}: give addresses or CIDR ranges separated by commas`);
+
   return {
     host,
     port,
@@ -176,6 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolSize: integer(env, 'TELESALUD_DB_POOL_SIZE', 10, 1, 200),
     redisUrl,
     redisPrefix,
+    trustedProxies,
     masterKey,
     masterKeyFile,
     auditSigningKey,

@@ -8,6 +8,7 @@ import { bareType, browserOwnPath, inspectRequest, type InspectedRequest, type V
 import { ShieldStats } from './shield-stats.js';
 import { ALLOWED_METHODS, KNOWN_BODY_TYPES } from './protocol-rules.js';
 import { API_CONTENT_SECURITY_POLICY, securityHeaders } from './security-headers.js';
+import type { TrustedProxies } from './trusted-proxies.js';
 
 const BLOCK_MESSAGE = 'request refused by the shield';
 export const REFUSED_HEADER = 'x-refused-by';
@@ -157,7 +158,7 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
     // The positive model: no route, a method the path does not have, a body type the route does not parse.
     if (!routeUrl) {
       // A browser asks for its favicon by itself: that miss is not a probe.
-      if (!browserOwnPath(request.url.split('?')[0]!)) void offence(bans, source, REFUSAL_POINTS);
+      if (!browserOwnPath(request.url.split('?')[0]!)) void offence(bans, ctx.config.trustedProxies, source, REFUSAL_POINTS);
       if (allowed.length > 0) {
         reply.header('allow', allowed.join(', '));
         return positiveRefusal(request, reply, 405, 'not-supported', `${request.method} is not allowed here`);
@@ -165,7 +166,7 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
       return positiveRefusal(request, reply, 404, 'not-found', `no route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`);
     }
     if (typeRefused) {
-      void offence(bans, source, REFUSAL_POINTS);
+      void offence(bans, ctx.config.trustedProxies, source, REFUSAL_POINTS);
       return positiveRefusal(request, reply, 415, 'not-supported', 'this content type is not accepted here');
     }
     request.shieldBody = body;
@@ -188,11 +189,12 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
 export const shield = Object.assign(shieldPlugin, { [Symbol.for('skip-override')]: true });
 
 /**
- * Loopback is never banned: it is this machine (a local reverse proxy, health checks), and
- * banning it would shut everyone out. Its attacks are still refused one by one.
+ * Loopback and the configured proxies are never banned: they are this machine (health checks) or
+ * the load balancers every client comes through (one that sent no X-Forwarded-For shows as
+ * itself), and banning them would shut everyone out. Their attacks are still refused one by one.
  */
-function offence(bans: BanStore, source: string, points: number): Promise<number | undefined> {
-  if (source === '127.0.0.1' || source === '::1' || source === '::ffff:127.0.0.1') return Promise.resolve(undefined);
+function offence(bans: BanStore, proxies: TrustedProxies, source: string, points: number): Promise<number | undefined> {
+  if (source === '127.0.0.1' || source === '::1' || source === '::ffff:127.0.0.1' || proxies.has(source)) return Promise.resolve(undefined);
   return bans.offence(source, points);
 }
 
@@ -271,7 +273,7 @@ async function recordBlock(ctx: AppContext, bans: BanStore, source: string, requ
   const detail = { route, method, rules: verdict.rules, families: verdict.families, score: verdict.score, locations: verdict.locations };
   try {
     // The tally first: the attacker's next request must already count it.
-    const bannedUntil = await offence(bans, source, verdict.score);
+    const bannedUntil = await offence(bans, ctx.config.trustedProxies, source, verdict.score);
     await ctx.audit.record({ actor: 'shield', action: 'shield-block', outcome: 'denied', source, requestId, detail });
     if (bannedUntil !== undefined) {
       await ctx.audit.record({ actor: 'shield', action: 'shield-ban', outcome: 'denied', source, requestId, detail: { until: new Date(bannedUntil).toISOString() } });

@@ -431,3 +431,42 @@ describe('inspection without a node', () => {
     expect(request(false).blocked).toBe(true);
   });
 });
+
+describe('the shield behind a load balancer (TELESALUD_TRUSTED_PROXIES)', () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode('pglite', { TELESALUD_TRUSTED_PROXIES: '10.77.0.0/16, fd00:77::1' });
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  const attack = (remoteAddress: string, forwardedFor?: string) =>
+    Promise.all([0, 1, 2, 3, 4].map((i) => node.request({ method: 'GET', url: `/fhir/R4/Patient?name=%27%20or%20${i}=${i}--`, remoteAddress, headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} })));
+  const metadata = (remoteAddress: string, forwardedFor?: string) => node.request({ method: 'GET', url: '/fhir/R4/metadata', remoteAddress, headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} });
+
+  it('bans the client a trusted proxy names, not the proxy: other clients through it are still served', async () => {
+    await attack('10.77.0.2', '203.0.113.7');
+    expect((await metadata('10.77.0.2', '203.0.113.7')).statusCode).toBe(403);
+    expect((await metadata('10.77.0.2', '203.0.113.8')).statusCode).toBe(200);
+    expect((await metadata('10.77.0.3', '203.0.113.7')).statusCode).toBe(403);
+    // The ban's security event names the client (it is written after the answer: wait for it).
+    const banned = async () => (await node.ctx.store.db.selectFrom('audit_event').select('source').where('action', '=', 'shield-ban').execute()).map((e) => e.source);
+    const until = Date.now() + 15_000;
+    while (!(await banned()).includes('203.0.113.7') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(await banned()).toContain('203.0.113.7');
+    expect(await banned()).not.toContain('10.77.0.2');
+  });
+
+  it('never bans a trusted proxy itself, even for attacks it forwards without naming a client', async () => {
+    await attack('fd00:77::1');
+    for (const res of await attack('fd00:77::1')) expect(res.statusCode).toBe(403);
+    expect((await metadata('fd00:77::1')).statusCode).toBe(200);
+  });
+
+  it('ignores X-Forwarded-For from anyone else: the connection itself is banned', async () => {
+    await attack('198.51.100.4', '203.0.113.99');
+    expect((await metadata('198.51.100.4', '203.0.113.100')).statusCode).toBe(403);
+    expect((await metadata('10.77.0.2', '203.0.113.99')).statusCode).toBe(200);
+  });
+});

@@ -40,6 +40,8 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
     // The default request log prints URLs, and a query string can hold a patient's name.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
+    // request.ip is the client named by X-Forwarded-For only when the connection comes from a configured proxy.
+    trustProxy: ctx.config.trustedProxies.entries.length > 0 ? [...ctx.config.trustedProxies.entries] : false,
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
