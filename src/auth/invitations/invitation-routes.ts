@@ -25,6 +25,14 @@ const INVALID = { error: 'invitation-invalid', message: 'this invitation link is
  * the invitee opens the link, sets a password and, where the policy requires it, enrols a second
  * factor before the account can do anything else.
  */
+/** What the password check and the acceptance both take: the invitation's token and the chosen password. */
+const TOKEN_AND_PASSWORD = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['token', 'password'],
+  properties: { token: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
+} as const;
+
 export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const db = ctx.store.db;
 
@@ -134,14 +142,7 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
     {
       config: { public: true },
       bodyLimit: 4096,
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['token', 'password'],
-          properties: { token: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
-        },
-      },
+      schema: { body: TOKEN_AND_PASSWORD },
     },
     async (request, reply) => {
       if (await throttled(request, reply)) return reply;
@@ -165,14 +166,7 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
     {
       config: { public: true },
       bodyLimit: 4096,
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['token', 'password'],
-          properties: { token: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 1024 } },
-        },
-      },
+      schema: { body: TOKEN_AND_PASSWORD },
     },
     async (request, reply) => {
       if (await throttled(request, reply)) return reply;

@@ -1,9 +1,9 @@
 import { useEffect, useState, type MouseEvent, type ReactNode } from 'react';
 import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
-import { ApiError, backToSignIn } from '../app/api.js';
+import { ApiError } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
-import { currentSession, type Account } from '../auth/session.js';
+import { useSignedInAccount, type Account } from '../auth/session.js';
 import { AuditPage } from './AuditPage.js';
 import { PolicyPage } from './PolicyPage.js';
 import { SecurityPage } from './SecurityPage.js';
@@ -49,23 +49,8 @@ export function errorMessage(t: TFunction, err: unknown): string {
 /** The admin console (/admin/…): loaded only when an administrator goes there. */
 export default function AdminApp({ path }: { path: string }) {
   const { t } = useTranslation();
-  const [account, setAccount] = useState<Account | null>();
   const [error, setError] = useState<string>();
-
-  useEffect(() => {
-    let live = true;
-    currentSession().then(
-      (found) => {
-        if (!live) return;
-        if (!found) return backToSignIn();
-        setAccount(found);
-      },
-      (err: unknown) => live && setError(errorMessage(t, err)),
-    );
-    return () => {
-      live = false;
-    };
-  }, [t]);
+  const account = useSignedInAccount((err) => setError(errorMessage(t, err)));
 
   const section = SECTIONS.find((s) => path === `/admin/${s}` || path.startsWith(`/admin/${s}/`));
   useEffect(() => {

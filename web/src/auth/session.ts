@@ -1,4 +1,5 @@
-import { ApiError, api } from '../app/api.js';
+import { useEffect, useState } from 'react';
+import { ApiError, api, backToSignIn } from '../app/api.js';
 
 export interface Account {
   id: string;
@@ -31,4 +32,28 @@ export async function signIn(email: string, password: string, code: string): Pro
     if (err.status === 429) return 'throttled';
     return 'refused';
   }
+}
+
+/**
+ * A staff area's signed-in account: undefined while asked, the account once known; no session
+ * sends the user to sign-in (and back here). A failure to ask is given to `onError`.
+ */
+export function useSignedInAccount(onError: (err: unknown) => void): Account | undefined {
+  const [account, setAccount] = useState<Account>();
+  useEffect(() => {
+    let live = true;
+    currentSession().then(
+      (found) => {
+        if (!live) return;
+        if (!found) return backToSignIn();
+        setAccount(found);
+      },
+      (err: unknown) => live && onError(err),
+    );
+    return () => {
+      live = false;
+    };
+    // Asked once per page: onError only reports.
+  }, []);
+  return account;
 }

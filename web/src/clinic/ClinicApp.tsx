@@ -1,10 +1,9 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { api } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
-import { currentSession, type Account } from '../auth/session.js';
+import { useSignedInAccount, type Account } from '../auth/session.js';
 import { ChartPage } from './ChartPage.js';
-import { backToSignIn } from '../app/api.js';
 import { PatientSearch } from './PatientSearch.js';
 import { SchedulePage } from './SchedulePage.js';
 import { errorText, Link, Loading } from './ui.js';
@@ -24,23 +23,8 @@ const PATIENT_CHART = /^\/clinic\/patients\/([A-Za-z0-9\-.]{1,64})$/;
 /** The clinician workspace (/clinic/…): loaded only when a clinician goes there. */
 export default function ClinicApp({ path }: { path: string }) {
   const { t } = useTranslation();
-  const [clinician, setClinician] = useState<Clinician | null>();
   const [error, setError] = useState<string>();
-
-  useEffect(() => {
-    let live = true;
-    currentSession().then(
-      (account) => {
-        if (!live) return;
-        if (!account) return backToSignIn();
-        setClinician(account as Clinician);
-      },
-      (err: unknown) => live && setError(errorText(t, err)),
-    );
-    return () => {
-      live = false;
-    };
-  }, [t]);
+  const clinician = useSignedInAccount((err) => setError(errorText(t, err))) as Clinician | undefined;
 
   if (error) {
     return (
