@@ -29,8 +29,9 @@
  *   by default the server's own configuration),
  *   BENCH_QUIET_WAIT_SECONDS (60: before each scenario, wait up to this long for other work on
  *   the machine to stop; a scenario that ran beside other work is flagged as disturbed),
- *   BENCH_SECTIONS ("fhir,signaling,shield,media,farm": which parts run; each further part has its own knobs,
- *   listed at the top of its file: bench/consult-signaling.ts, bench/shield.ts, bench/consult-media.ts, bench/farm.ts).
+ *   BENCH_SECTIONS ("fhir,signaling,shield,media,farm,web": which parts run; each further part has its own knobs,
+ *   listed at the top of its file: bench/consult-signaling.ts, bench/shield.ts, bench/consult-media.ts, bench/farm.ts,
+ *   bench/web-first-load.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -50,6 +51,7 @@ import { benchSignaling, printSignalingFigures } from './consult-signaling.js';
 import { benchShield, printShieldFigures, shieldBenchOptions } from './shield.js';
 import { benchConsultMedia, printConsultMediaFigures } from './consult-media.js';
 import { benchFarm, farmBenchOptions, printFarmFigures } from './farm.js';
+import { benchWebFirstLoad, printWebFigures } from './web-first-load.js';
 
 /** One database per run (its pid in the name): runs side by side never drop each other's data. */
 const BENCH_DATABASE_PREFIX = 'telesalud_bench_';
@@ -84,7 +86,7 @@ const settings = {
   scenarios: (process.env.BENCH_SCENARIOS || 'healthz,read,name,obs,audit').split(',').map((x) => x.trim()),
   auditRounds: envInt('BENCH_AUDIT_ROUNDS', 2, 1),
   quietWaitSeconds: envInt('BENCH_QUIET_WAIT_SECONDS', 60, 0),
-  sections: (process.env.BENCH_SECTIONS || 'fhir,signaling,shield,media,farm').split(',').map((x) => x.trim()),
+  sections: (process.env.BENCH_SECTIONS || 'fhir,signaling,shield,media,farm,web').split(',').map((x) => x.trim()),
 };
 /** The parts of the benchmark after the FHIR one, each printing its own figures and ratios. */
 const FURTHER_SECTIONS: Record<string, { title: string; run: () => Promise<void> }> = {
@@ -102,6 +104,10 @@ const FURTHER_SECTIONS: Record<string, { title: string; run: () => Promise<void>
   farm: {
     title: 'farm (mixed workload on one node and on three nodes behind HAProxy, overhead per request)',
     run: async () => printFarmFigures(await benchFarm(farmBenchOptions())),
+  },
+  web: {
+    title: 'patient portal first load in Chromium (cold sign-in page to interactive, signed-in /portal to the appointments list, JS size)',
+    run: async () => printWebFigures(await benchWebFirstLoad({ runs: Math.min(50, envInt('BENCH_WEB_RUNS', 10, 3)), budgetSeconds: envInt('BENCH_WEB_BUDGET_SECONDS', 120, 10) })),
   },
   media: {
     title: 'consultation media (admit → first frame and video bitrate, encryption on / off)',

@@ -13,6 +13,10 @@ export interface ServerOptions {
   cpuProfileDir?: string;
   /** For experiments: a script run instead of bin/telesalud.js (it is given the `serve` argument; `.ts` runs through tsx). */
   entry?: string;
+  /** More arguments after `serve` (e.g. `--demo`). */
+  serveArgs?: string[];
+  /** How long to wait for the node to listen (a `--demo` start seeds the clinic first). */
+  startTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -45,11 +49,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     TELESALUD_DATA_DIR: options.dataDir,
     TELESALUD_ADMIN_TOKEN: options.adminToken,
     TELESALUD_LOG_LEVEL: 'warn',
+    // Load on purpose: one admin token and a few accounts from loopback far above any real user's
+    // rate. The API rate limits (src/edge/rate-limit-plugin.ts) are off here, not tripped by accident.
+    TELESALUD_RATE_LIMIT_PER_SOURCE: '0',
+    TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '0',
+    TELESALUD_RATE_LIMIT_PER_ACCOUNT: '0',
     ...(options.databaseUrl ? { TELESALUD_DATABASE_URL: options.databaseUrl } : {}),
   });
   // A TypeScript entry (bench/audit-off-server.ts) runs through tsx; the service itself is dist/, built.
   const nodeArgs = [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), '--require', path.join(options.repoDir, 'bench', 'exit-with-parent.cjs'), ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [])];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, 'serve'], { cwd: options.repoDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, 'serve', ...(options.serveArgs ?? [])], { cwd: options.repoDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
 
   const tail: string[] = [];
   const remember = (chunk: Buffer) => {
@@ -66,7 +75,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   child.stderr!.on('data', remember);
 
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+    const startTimeout = options.startTimeoutMs ?? START_TIMEOUT_MS;
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${startTimeout / 1000} s`)), startTimeout);
     child.stdout!.on('data', (chunk: Buffer) => {
       remember(chunk);
       const m = /listening on (https:\/\/\S+)/.exec(chunk.toString('utf8'));

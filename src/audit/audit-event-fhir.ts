@@ -68,8 +68,10 @@ export function toAuditEvent(row: AuditRow): Record<string, unknown> {
   const kind = KINDS[row.action] ?? OTHER;
   const detail = isObject(row.detail) ? row.detail : undefined;
   const entity: Record<string, unknown>[] = [];
-  if (row.patient) {
-    entity.push({ what: { reference: row.patient }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
+  // One entity per patient: the entry's patient, or each of the patients one search showed.
+  const patients = row.patient ? [row.patient] : Array.isArray(detail?.patients) ? detail.patients.filter((p): p is string => typeof p === 'string') : [];
+  for (const patient of patients) {
+    entity.push({ what: { reference: patient }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
   }
   const resourceRef = row.resource_type && row.resource_id ? `${row.resource_type}/${row.resource_id}` : undefined;
   if (row.resource_type && resourceRef !== row.patient) {
@@ -81,7 +83,7 @@ export function toAuditEvent(row: AuditRow): Record<string, unknown> {
   }
   const details = [
     ...(row.request_id ? [{ type: 'requestId', valueString: row.request_id }] : []),
-    ...Object.entries(detail ?? {}).map(([key, value]) => ({ type: key, valueString: typeof value === 'string' ? value : JSON.stringify(value) })),
+    ...Object.entries(detail ?? {}).filter(([key]) => key !== 'patients').map(([key, value]) => ({ type: key, valueString: typeof value === 'string' ? value : JSON.stringify(value) })),
   ];
   if (details.length > 0) {
     // Request id and detail ride on the first entity; an event without one gets a neutral carrier.

@@ -154,6 +154,36 @@ describe.each(STORE_KINDS)('audit as FHIR AuditEvent, audit search and export, a
     expect(lines.at(-1)).toMatchObject({ subtype: [{ code: '110106' }, { code: 'audit-export' }], agent: [{ who: { identifier: { value: 'admin-token' } } }] });
   });
 
+  it('records a search that showed several patients as one entry, which each of them and the admins find', async () => {
+    const [A, B] = [`Patient/${patientA.patientId}`, `Patient/${patientB.patientId}`];
+    const found = await as('clinician', `/fhir/R4/Patient?_id=${patientA.patientId},${patientB.patientId}`);
+    expect(found.json().entry.map((e: any) => e.resource.id).sort()).toEqual([patientA.patientId, patientB.patientId].sort());
+    await node.ctx.audit.drain();
+
+    const rows = await node.ctx.store.db.selectFrom('audit_event').selectAll().where('action', '=', 'search').where('resource_type', '=', 'Patient').orderBy('seq', 'desc').limit(2).execute();
+    expect(rows[1]?.request_id).not.toBe(rows[0]!.request_id);
+    expect(rows[0]).toMatchObject({ action: 'search', resource_type: 'Patient', patient: null, actor: `Practitioner/${clinician.practitionerId}` });
+    expect((rows[0]!.detail as any).patients.sort()).toEqual([A, B].sort());
+    expect((rows[0]!.detail as any).ids.sort()).toEqual([patientA.patientId, patientB.patientId].sort());
+
+    // Each patient sees it in their access log; the other's id is not shown to them.
+    for (const [who, other] of [['a', patientB.patientId], ['b', patientA.patientId]] as const) {
+      const view = await as(who, '/api/me/record-access?_count=100');
+      const searches = view.json().entries.filter((e: any) => e.action === 'search' && e.who.reference === `Practitioner/${clinician.practitionerId}`);
+      expect(searches.length, who).toBeGreaterThan(0);
+      expect(view.body).not.toContain(other);
+    }
+
+    // The admins' search by either patient finds it, as one AuditEvent naming both.
+    for (const p of [patientA, patientB]) {
+      const byPatient = await events(`patient=${p.patientId}&kind=search&_count=100`, 'admin');
+      const event = byPatient.entry.map((e: any) => e.resource).find((r: any) => r.id === String(rows[0]!.seq));
+      expect(event, p.patientId).toBeDefined();
+      const persons = event.entity.filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference);
+      expect(persons.sort()).toEqual([A, B].sort());
+    }
+  });
+
   it("shows a patient who accessed their record — staff by name — and nothing about anyone else's", async () => {
     const res = await as('a', '/api/me/record-access');
     expect(res.statusCode).toBe(200);

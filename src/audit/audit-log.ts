@@ -34,6 +34,7 @@ export type AuditAction =
   | 'passkey-registered'
   | 'invitation-created'
   | 'invitation-accepted'
+  | 'invitation-revoked'
   | 'account-unlocked'
   | 'account-disabled'
   | 'account-enabled'
@@ -56,11 +57,15 @@ export type AuditAction =
   | 'audit-export'
   // Access policy: emergency access opened (break-the-glass), care assignments made and ended.
   | 'break-glass'
+  // A clinician's emergency lookup of a patient outside their care (auth/access/emergency-lookup.ts).
+  | 'emergency-lookup'
   | 'care-assigned'
   | 'care-unassigned'
   // The shield (src/edge): a request refused as an attack, a source banned for repeated ones.
   | 'shield-block'
   | 'shield-ban'
+  // The API rate limits (src/edge/rate-limit-plugin.ts): a source or account held back, once per window.
+  | 'rate-limited'
   // Patient rights (src/privacy): a whole record exported, telehealth consent given.
   | 'export'
   | 'consent-recorded'
@@ -78,6 +83,12 @@ export interface AuditEntry {
   resourceId?: string;
   /** `Patient/<id>` whose record was touched, so a patient can see who accessed it. */
   patient?: string;
+  /**
+   * Every patient whose record one access showed (a search page, say): one entry for the whole
+   * access instead of one per patient. Stored as `detail.patients` (indexed, migration 0016) when
+   * there are several, as `patient` when there is one; give either this or `patient`.
+   */
+  patients?: readonly string[];
   outcome: 'success' | 'denied' | 'failed';
   source?: string;
   requestId?: string;
@@ -87,7 +98,7 @@ export interface AuditEntry {
    * opened). Stored as `detail.breakGlass`, so reviewers find every emergency access with
    * `detail ? 'breakGlass'`.
    */
-  breakGlass?: string;
+  breakGlass?: string | readonly string[];
 }
 
 /**
@@ -279,14 +290,16 @@ export class AuditLog {
       body: [] as string[],
     };
     for (const entry of entries) {
-      const detail = storableDetail(entry.breakGlass ? { ...entry.detail, breakGlass: entry.breakGlass } : entry.detail);
+      const several = entry.patients && entry.patients.length > 1 ? { patients: entry.patients } : undefined;
+      const extra = entry.breakGlass || several ? { ...entry.detail, ...several, ...(entry.breakGlass ? { breakGlass: entry.breakGlass } : {}) } : entry.detail;
+      const detail = storableDetail(extra);
       const fields = {
         recorded,
         actor: storableText(entry.actor),
         action: storableText(entry.action),
         resourceType: text(entry.resourceType),
         resourceId: text(entry.resourceId),
-        patient: text(entry.patient),
+        patient: text(entry.patient ?? (entry.patients?.length === 1 ? entry.patients[0] : undefined)),
         outcome: storableText(entry.outcome),
         source: text(entry.source),
         requestId: text(entry.requestId),

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { badRequest } from '../records/fhir/outcomes.js';
 import { parseDateRange } from '../records/search/date-range.js';
@@ -25,7 +25,11 @@ const COLUMNS = ['seq', 'recorded', 'actor', 'action', 'resource_type', 'resourc
 
 export async function findAuditRows(db: Kysely<Database>, q: AuditQuery, page: { limit: number; order: 'newest' | 'oldest' }): Promise<AuditRow[]> {
   let query = db.selectFrom('audit_event').select([...COLUMNS]);
-  if (q.patient !== undefined) query = query.where('patient', '=', q.patient);
+  // An entry names its patient in `patient`, or several in `detail.patients` (one search, many patients).
+  if (q.patient !== undefined) {
+    const patient = q.patient;
+    query = query.where((eb) => eb.or([eb('patient', '=', patient), sql<boolean>`(detail ? 'patients' and detail -> 'patients' ? ${patient})`]));
+  }
   if (q.actors !== undefined) query = query.where('actor', 'in', q.actors.length ? q.actors : ['']);
   if (q.excludeActors?.length) query = query.where('actor', 'not in', q.excludeActors);
   if (q.actions !== undefined) query = query.where('action', 'in', q.actions.length ? [...q.actions] : ['']);

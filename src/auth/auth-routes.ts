@@ -3,6 +3,8 @@ import { forbidden, notFound, unauthorized } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
 import { passwordExpiryOf, setAccountPassword } from './accounts/account-passwords.js';
 import { relyingParty, signInOptions } from './passkeys/passkeys.js';
+import { authPolicy } from './policy/auth-policy.js';
+import { effectiveClinicTimeZone } from './policy/clinic-time-zone.js';
 import { clearSessionCookie } from './sessions/session-cookie.js';
 import { SESSION_COOKIE, type ActiveSession } from './sessions/session-store.js';
 import { restrictionFields, signedInAnswer } from './sign-in/sign-in-answer.js';
@@ -74,6 +76,8 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
       account: session.account,
       csrfToken: session.csrfToken,
       sessionId: session.id,
+      // Every time the app shows is in the clinic's zone, whatever the device's.
+      clinic: { timeZone: effectiveClinicTimeZone(await authPolicy(ctx.store.db).current(), ctx.config.clinicTimeZone) },
       ...restrictionFields(session.restriction, expiry.expiresAt && (expiry.warn || expiry.expired) ? expiry.expiresAt : null),
     };
   });

@@ -29,31 +29,62 @@ export interface BackupSummary {
 
 export type BackupProgress = (event: { phase: 'read' | 'verify' | 'load'; table?: string; rows: number; estimated?: number; bytes?: number; totalBytes?: number }) => void;
 
-export async function backupDatabase(db: Kysely<Database>, keyRing: KeyRing, file: string, options: { version: string; onProgress?: BackupProgress }): Promise<BackupSummary> {
-  const started = Date.now();
-  // Written beside the target and renamed at the end: a failed run never leaves a file that looks like a backup.
-  const partial = `${file}.partial-${process.pid}`;
+/** What a backup wrote, before it became a file (the same whether it goes to a file here or over the admin socket). */
+export interface BackupContent {
+  tables: number;
+  rows: number;
+  counts: Record<string, number>;
+  migrations: string[];
+}
+
+/**
+ * Reads one consistent snapshot of `db` and writes the sealed archive bytes into `sink`
+ * (compressed, encrypted, authenticated): the one writer of the archive format, so a backup
+ * made by the running node over the admin socket is byte-for-byte the format of one made here.
+ */
+export async function writeBackupArchive(db: Kysely<Database>, keyRing: KeyRing, sink: NodeJS.WritableStream, options: { version: string; onProgress?: BackupProgress | undefined }): Promise<BackupContent> {
   const content = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const writing = pipeline(content, createGzip({ level: 6 }), sealArchive(keyRing, options.version), createWriteStream(partial, { mode: 0o600 }));
+  const writing = pipeline(content, createGzip({ level: 6 }), sealArchive(keyRing, options.version), sink);
   let migrations: string[] = [];
-  let totalRows = 0;
   try {
     const counts = await readSnapshot(
       db,
       async (line) => {
         if (line.kind === 'manifest') migrations = line.migrations;
-        if (!content.write(snapshotLineText(line))) await new Promise<void>((resolve) => content.once('drain', resolve));
+        if (content.write(snapshotLineText(line))) return;
+        // A sink that fails (a disk full, a CLI gone) destroys `content`: stop the read then, not hang it.
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            content.off('drain', wake);
+            content.off('close', wake);
+            resolve();
+          };
+          content.on('drain', wake);
+          content.on('close', wake);
+        });
+        if (content.destroyed) throw (await writing.then(() => undefined, (e: unknown) => e)) ?? new Error('the backup could not be written');
       },
       (table, rows, estimated) => options.onProgress?.({ phase: 'read', table, rows, estimated }),
     );
     content.end();
     await writing;
-    await rename(partial, file);
-    totalRows = Object.values(counts).reduce((a, b) => a + b, 0);
-    return { file, bytes: (await stat(file)).size, tables: Object.keys(counts).length, rows: totalRows, counts, migrations, seconds: (Date.now() - started) / 1000 };
+    return { tables: Object.keys(counts).length, rows: Object.values(counts).reduce((a, b) => a + b, 0), counts, migrations };
   } catch (err) {
     content.destroy();
     await writing.catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function backupDatabase(db: Kysely<Database>, keyRing: KeyRing, file: string, options: { version: string; onProgress?: BackupProgress }): Promise<BackupSummary> {
+  const started = Date.now();
+  // Written beside the target and renamed at the end: a failed run never leaves a file that looks like a backup.
+  const partial = `${file}.partial-${process.pid}`;
+  try {
+    const written = await writeBackupArchive(db, keyRing, createWriteStream(partial, { mode: 0o600 }), options);
+    await rename(partial, file);
+    return { file, bytes: (await stat(file)).size, ...written, seconds: (Date.now() - started) / 1000 };
+  } catch (err) {
     await rm(partial, { force: true });
     throw err;
   }

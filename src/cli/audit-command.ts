@@ -7,6 +7,7 @@ import { AuditLog } from '../audit/audit-log.js';
 import { applyAuditRetention, archiveAuditRange, checkHorizon, planAuditRetention, type RetentionPlan } from '../audit/audit-retention.js';
 import { commandLogLevel, createLogger } from '../logging/logger.js';
 import { verifyAuditChain, type AuditChainReport } from '../audit/verify-chain.js';
+import { callAdminSocket, runningServiceSocket } from './admin-socket-client.js';
 import { openCommandStore } from './command-store.js';
 import { percent, progressLine } from './progress.js';
 
@@ -24,6 +25,8 @@ export interface AuditVerifyOptions {
  * altered, inserted or deleted (or the first bad checkpoint) otherwise.
  */
 export async function auditVerifyCommand(config: Config, options: AuditVerifyOptions): Promise<void> {
+  const socket = await runningServiceSocket(config, 'audit verify');
+  if (socket) return auditVerifyThroughService(socket, options);
   const keys = await verifyingKeys(config, options);
 
   const store = await openCommandStore(config, 'audit verify', { ifMissing: 'nothing to verify' });
@@ -39,16 +42,37 @@ export async function auditVerifyCommand(config: Config, options: AuditVerifyOpt
     const progress = progressLine();
     const report = await verifyAuditChain(store.db, {
       keys,
-      onProgress: (checked, total) => progress.update(`verifying audit chain: ${checked.toLocaleString('en')} / ${total.toLocaleString('en')} entries (${percent(checked, total)})`),
+      onProgress: (checked, total) => progress.update(verifyingLine(checked, total)),
     }).finally(progress.end);
-    for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
-    if (options.prometheusFile) await writePrometheusFile(options.prometheusFile, report);
-    if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-    if (!report.ok) throw new Error(brokenLine(report));
-    if (!options.json) process.stdout.write(`${validLine(report)}\n`);
+    await reportVerification(report, options);
   } finally {
     await store.close();
   }
+}
+
+const verifyingLine = (checked: number, total: number) => `verifying audit chain: ${checked.toLocaleString('en')} / ${total.toLocaleString('en')} entries (${percent(checked, total)})`;
+
+/** The running node on the embedded database walks the chain; the report and exit status are the same. */
+async function auditVerifyThroughService(socket: string, options: AuditVerifyOptions): Promise<void> {
+  const publicKeys = options.publicKey
+    ? {
+        pem: await readFile(options.publicKey, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new Error(`--public-key: can not read ${options.publicKey} (${err.code ?? err.message})`);
+        }),
+        name: options.publicKey,
+      }
+    : undefined;
+  const progress = progressLine();
+  const report = await callAdminSocket<AuditChainReport>(socket, { command: 'audit-verify', ...(publicKeys ? { publicKeys } : {}) }, { onProgress: (e: { checked: number; total: number }) => progress.update(verifyingLine(e.checked, e.total)) }).finally(progress.end);
+  await reportVerification(report, options);
+}
+
+async function reportVerification(report: AuditChainReport, options: AuditVerifyOptions): Promise<void> {
+  for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (options.prometheusFile) await writePrometheusFile(options.prometheusFile, report);
+  if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  if (!report.ok) throw new Error(brokenLine(report));
+  if (!options.json) process.stdout.write(`${validLine(report)}\n`);
 }
 
 async function verifyingKeys(config: Config, options: AuditVerifyOptions): Promise<AuditVerifyingKey[]> {

@@ -1,10 +1,13 @@
-import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createWriteStream, existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
-import { backupDatabase, restoreDatabase, verifyArchive, type BackupProgress } from '../backup/backup-archive.js';
+import { backupDatabase, restoreDatabase, verifyArchive, type BackupContent, type BackupProgress } from '../backup/backup-archive.js';
+import { recordBackupEvent } from '../backup/backup-audit.js';
 import { loadKeyRing, type KeyRing } from '../documents/key-ring.js';
 import { VERSION } from '../server/version.js';
+import { callAdminSocket, runningServiceSocket } from './admin-socket-client.js';
 import { openCommandStore } from './command-store.js';
 import { percent, progressLine } from './progress.js';
 
@@ -27,21 +30,67 @@ function progressReporter(): { onProgress: BackupProgress; end: () => void } {
   };
 }
 
-/** `telesalud backup FILE`: online on PostgreSQL; on the embedded database while the service is stopped. */
+function writtenLine(s: { file: string; bytes: number; rows: number; tables: number; seconds: number }, kekId: string): string {
+  return (
+    `backup written: ${s.file} (${mb(s.bytes)}, ${s.rows.toLocaleString('en')} rows in ${s.tables} tables, ${s.seconds.toFixed(1)} s). ` +
+    `It opens only with master key ${kekId}: keep that key safe and apart from the backup.\n`
+  );
+}
+
+/**
+ * `telesalud backup FILE`: online on PostgreSQL; on the embedded database the running service
+ * writes it (over its admin socket), or the command itself while the service is stopped.
+ */
 export async function backupCommand(config: Config, file: string): Promise<void> {
   const target = path.resolve(file);
   if (existsSync(target)) throw new Error(`${target} already exists: choose a new file name (a backup never overwrites one)`);
+  const socket = await runningServiceSocket(config, 'backup');
+  if (socket) return backupThroughService(socket, target);
   const keyRing = await masterKeyRing(config);
   const store = await openCommandStore(config, 'backup', { ifMissing: 'nothing to back up' });
   const progress = progressReporter();
   try {
     const summary = await backupDatabase(store.db, keyRing, target, { version: VERSION, onProgress: progress.onProgress }).finally(progress.end);
-    process.stdout.write(
-      `backup written: ${summary.file} (${mb(summary.bytes)}, ${summary.rows.toLocaleString('en')} rows in ${summary.tables} tables, ${summary.seconds.toFixed(1)} s). ` +
-        `It opens only with master key ${keyRing.current().id}: keep that key safe and apart from the backup.\n`,
-    );
+    await recordBackupEvent(store.db, { outcome: 'success', via: 'cli', detail: { tables: summary.tables, rows: summary.rows, bytes: summary.bytes, lastMigration: summary.migrations.at(-1) } });
+    process.stdout.write(writtenLine(summary, keyRing.current().id));
   } finally {
     await store.close();
+  }
+}
+
+/** The node reads its own snapshot and streams the sealed archive; this writes it to FILE, renamed only when complete. */
+async function backupThroughService(socket: string, target: string): Promise<void> {
+  const partial = `${target}.partial-${process.pid}`;
+  const out = createWriteStream(partial, { flags: 'wx', mode: 0o600 });
+  let failure: Error | undefined;
+  out.on('error', (err: NodeJS.ErrnoException) => (failure = new Error(`can not write ${partial} (${err.code ?? err.message})`)));
+  const progress = progressReporter();
+  try {
+    const summary = await callAdminSocket<BackupContent & { bytes: number; seconds: number; kekId: string; pausedMs: number }>(
+      socket,
+      { command: 'backup' },
+      {
+        onProgress: progress.onProgress,
+        onData: async (chunk) => {
+          if (failure) throw failure;
+          if (out.write(chunk)) return;
+          await new Promise<void>((resolve) => {
+            out.once('drain', () => resolve());
+            out.once('close', () => resolve());
+          });
+          if (failure) throw failure;
+        },
+      },
+    ).finally(progress.end);
+    out.end();
+    await finished(out);
+    await rename(partial, target);
+    process.stdout.write(writtenLine({ ...summary, file: target }, summary.kekId));
+    process.stdout.write(`written by the running service over its admin socket; its requests waited ${summary.pausedMs} ms for the snapshot.\n`);
+  } catch (err) {
+    out.destroy();
+    await rm(partial, { force: true });
+    throw err;
   }
 }
 

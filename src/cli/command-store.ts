@@ -7,8 +7,8 @@ import { lockDataDir } from '../server/data-dir-lock.js';
 /**
  * The store for a command run beside (or instead of) the service. PostgreSQL is shared, so
  * commands work while nodes run. PGlite admits one process per data dir: the command takes the
- * data-dir lock and says so plainly when a running service holds it (until the local admin
- * socket lets commands go through the service itself).
+ * data-dir lock and says so plainly when a running service holds it (backup, audit verify and
+ * keys go through that service's admin socket instead: admin-socket-client.ts).
  */
 export async function openCommandStore(config: Config, commandName: string, options: { ifMissing?: string }): Promise<Store & { release(): Promise<void> }> {
   let release = async () => undefined as void;

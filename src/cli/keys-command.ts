@@ -1,9 +1,11 @@
 import type { Config } from '../config/config.js';
 import { loadKeyRing, type KeyRing } from '../documents/key-ring.js';
 import { rotateAuditSigningKey } from '../keys/audit-key-rotation.js';
-import { keyUsage, unknownKeys } from '../keys/key-usage.js';
-import { DEFAULT_BATCH_SIZE, retireUnusedKeys, rotatableKeyFile, rotateMasterKey, type RewrapProgress, type RotateResult } from '../keys/master-key-rotation.js';
+import { keyUsage, unknownKeys, type KeyUse } from '../keys/key-usage.js';
+import { DEFAULT_BATCH_SIZE, retireUnusedKeys, rotatableKeyFile, rotateMasterKey, type RetireResult, type RewrapProgress, type RotateResult } from '../keys/master-key-rotation.js';
+import { callAdminSocket, runningServiceSocket } from './admin-socket-client.js';
 import { openCommandStore } from './command-store.js';
+import { keysStatusOf, printKeysStatus, type KeysStatus } from './keys-status.js';
 import { percent, progressLine } from './progress.js';
 
 function masterKeyRing(config: Config): Promise<KeyRing> {
@@ -14,26 +16,12 @@ const count = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString(
 
 /** `telesalud keys status`: every key id the ring holds or a row names, and what each one wraps. */
 export async function keysStatusCommand(config: Config, options: { json?: boolean }): Promise<void> {
+  const socket = await runningServiceSocket(config, 'keys status');
+  if (socket) return printKeysStatus(await callAdminSocket<KeysStatus>(socket, { command: 'keys-status' }), options);
   const ring = await masterKeyRing(config);
   const store = await openCommandStore(config, 'keys status', { ifMissing: 'no database yet' });
   try {
-    const usage = await keyUsage(store.db, ring);
-    const held = new Set(ring.ids());
-    const current = ring.current().id;
-    const keys = [...usage.byKek].map(([id, use]) => ({ id, state: id === current ? 'current' : held.has(id) ? 'old' : 'missing', ...use }));
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify({ source: ring.source?.name ?? 'TELESALUD_MASTER_KEY', keys, unopenableTotpSecrets: usage.unopenableTotp })}\n`);
-      return;
-    }
-    process.stdout.write(`master keys from ${ring.source?.name ?? 'TELESALUD_MASTER_KEY'}:\n`);
-    for (const key of keys) {
-      const label = key.state === 'missing' ? 'NOT IN THE KEY FILE' : key.state;
-      process.stdout.write(`  ${key.id}  ${label.padEnd(7)}  ${count(key.documents, 'document')}, ${count(key.totpSecrets, 'TOTP secret')}\n`);
-    }
-    if (usage.unopenableTotp > 0) process.stdout.write(`  ${count(usage.unopenableTotp, 'TOTP secret')} open with no key of this ring\n`);
-    const old = keys.filter((k) => k.state === 'old');
-    if (old.some((k) => k.documents + k.totpSecrets > 0)) process.stdout.write('an older key still wraps data: run `telesalud keys rotate --resume` to finish re-wrapping\n');
-    else if (old.length > 0) process.stdout.write('older keys wrap nothing any more: `telesalud keys retire` removes them from the key file\n');
+    printKeysStatus(keysStatusOf(ring, await keyUsage(store.db, ring)), options);
   } finally {
     await store.close();
   }
@@ -43,10 +31,18 @@ export async function keysStatusCommand(config: Config, options: { json?: boolea
 export async function keysRotateCommand(config: Config, options: { resume?: boolean; batchSize?: string }): Promise<void> {
   const batchSize = options.batchSize === undefined ? DEFAULT_BATCH_SIZE : Number(options.batchSize);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new Error('--batch-size must be a whole number from 1 to 10000');
+  const progress = progressLine();
+  const showProgress = (p: RewrapProgress) => progress.update(`re-wrapping ${p.phase === 'documents' ? 'document keys' : 'TOTP secrets'}: ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')} (${percent(p.done, p.total)})`);
+  const socket = await runningServiceSocket(config, 'keys rotate');
+  if (socket) {
+    // The node rotates its own key ring: it seals under the new key from the moment the file is written.
+    // Ctrl-C hangs up; the node stops after the batch in hand and `--resume` finishes.
+    const result = await callAdminSocket<RotateResult>(socket, { command: 'keys-rotate', resume: options.resume === true, batchSize }, { onProgress: showProgress }).finally(progress.end);
+    return reportRotation(result);
+  }
   const ring = await masterKeyRing(config);
   rotatableKeyFile(ring); // refuse env-supplied keys before touching the database
   const store = await openCommandStore(config, 'keys rotate', { ifMissing: 'start the service once first' });
-  const progress = progressLine();
   // Ctrl-C finishes the batch in hand; `--resume` picks up from the rows left.
   const abort = new AbortController();
   const onSignal = () => abort.abort();
@@ -57,7 +53,7 @@ export async function keysRotateCommand(config: Config, options: { resume?: bool
       resume: options.resume === true,
       batchSize,
       signal: abort.signal,
-      onProgress: (p: RewrapProgress) => progress.update(`re-wrapping ${p.phase === 'documents' ? 'document keys' : 'TOTP secrets'}: ${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')} (${percent(p.done, p.total)})`),
+      onProgress: showProgress,
     }).finally(progress.end);
     reportRotation(result);
   } finally {
@@ -85,23 +81,34 @@ function reportRotation(r: RotateResult): void {
 
 /** `telesalud keys retire`. */
 export async function keysRetireCommand(config: Config): Promise<void> {
+  const socket = await runningServiceSocket(config, 'keys retire');
+  if (socket) {
+    const { unknown, ...result } = await callAdminSocket<RetireResult & { unknown: Array<[string, KeyUse]> }>(socket, { command: 'keys-retire' });
+    for (const [id, use] of unknown) warnUnknownKey(id, use);
+    return reportRetirement(result);
+  }
   const ring = await masterKeyRing(config);
   rotatableKeyFile(ring);
   const store = await openCommandStore(config, 'keys retire', { ifMissing: 'start the service once first' });
   try {
     const usage = await keyUsage(store.db, ring);
-    for (const [id, use] of unknownKeys(usage, ring)) {
-      process.stderr.write(`warning: ${count(use.documents, 'document')} and ${count(use.totpSecrets, 'TOTP secret')} name key ${id}, which the key file does not hold\n`);
-    }
-    const result = await retireUnusedKeys(store, ring);
-    process.stdout.write(
-      result.retired.length === 0
-        ? `nothing to retire: ${result.keyFile} holds only the current key ${result.kept[0]}\n`
-        : `retired ${result.retired.join(', ')}: ${result.keyFile} now holds only the current key ${result.kept[0]}. Give every node this file.\n`,
-    );
+    for (const [id, use] of unknownKeys(usage, ring)) warnUnknownKey(id, use);
+    reportRetirement(await retireUnusedKeys(store, ring));
   } finally {
     await store.close();
   }
+}
+
+function warnUnknownKey(id: string, use: KeyUse): void {
+  process.stderr.write(`warning: ${count(use.documents, 'document')} and ${count(use.totpSecrets, 'TOTP secret')} name key ${id}, which the key file does not hold\n`);
+}
+
+function reportRetirement(result: RetireResult): void {
+  process.stdout.write(
+    result.retired.length === 0
+      ? `nothing to retire: ${result.keyFile} holds only the current key ${result.kept[0]}\n`
+      : `retired ${result.retired.join(', ')}: ${result.keyFile} now holds only the current key ${result.kept[0]}. Give every node this file.\n`,
+  );
 }
 
 /** `telesalud keys rotate-audit`. */

@@ -112,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     .description(
       'check the whole audit hash chain and its signed checkpoints; exits 0 when intact, 1 naming the first entry altered, inserted or deleted. ' +
         'Checkpoint signatures are checked with TELESALUD_AUDIT_SIGNING_KEY or <data dir>/audit-signing.key (or --public-key). ' +
-        'On the embedded database the service must be stopped.',
+        'On the embedded database a running service does the walk itself, reached through its admin socket in the data dir.',
     )
     .option('--public-key <file>', 'PEM public key to check checkpoint signatures with (an auditor needs no signing key)')
     .option('--json', 'print the full report as JSON on stdout')
@@ -125,7 +125,7 @@ export async function main(argv: string[]): Promise<number> {
   const keys = program.command('keys').description('master key (documents, TOTP secrets) and audit signing key: status, online rotation, retirement');
   keys
     .command('status')
-    .description('list the master key ids (current, old, missing) and how many documents and TOTP secrets each one wraps')
+    .description('list the master key ids (current, old, missing) and how many documents and TOTP secrets each one wraps (on the embedded database, asks the running service if there is one)')
     .option('--json', 'print it as JSON')
     .action(async (options: { json?: boolean }) => {
       const { keysStatusCommand } = await import('./keys-command.js');
@@ -134,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
   keys
     .command('rotate')
     .description(
-      'add a new master key first in the key file (the old ones stay) and re-wrap every document key and TOTP secret under it, online on PostgreSQL, in batches, with progress; ' +
+      'add a new master key first in the key file (the old ones stay) and re-wrap every document key and TOTP secret under it, online (on the embedded database the running service does it, through its admin socket), in batches, with progress; ' +
         'when an earlier rotation was interrupted it finishes that one instead of adding another key. Refused for a key given in TELESALUD_MASTER_KEY.',
     )
     .option('--resume', 'only finish re-wrapping under the current key; never add a key')
@@ -160,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('backup')
-    .description('write one consistent, encrypted, integrity-checked archive of the whole database (records, documents, accounts, audit) to FILE; online on PostgreSQL, with the service stopped on the embedded database')
+    .description('write one consistent, encrypted, integrity-checked archive of the whole database (records, documents, accounts, audit) to FILE, online: on the embedded database a running service writes it through its admin socket in the data dir')
     .argument('<file>', 'the archive to create (never overwritten)')
     .action(async (file: string) => {
       const { backupCommand } = await import('./backup-command.js');

@@ -17,6 +17,16 @@
  *   answering would get the write made twice.
  * - WebSockets: `timeout tunnel` well above the signaling heartbeat; `timeout client-fin`
  *   short, so half-closed sockets of vanished browsers don't pile up.
+ * - Connections to the nodes are kept and reused (`http-reuse safe`): a TLS handshake per
+ *   request to a node was the largest part of what the farm added per request (bench/farm.ts).
+ *   The race that made `option http-server-close` the earlier choice (HAProxy picks an idle
+ *   connection just as the node closes it, and the request is lost) is closed on the node's
+ *   side, src/cluster/keep-alive-behind-proxy.ts: its idle timeout outlasts HAProxy's pool, and
+ *   while draining it answers `Connection: close` and closes idle connections only once HAProxy
+ *   has taken it out of rotation. The rolling restart in test/farm/farm.test.ts proves it.
+ *   `empty-response` stays out of `retry-on` anyway: HAProxy 2.6 replays POSTs under L7
+ *   retries (only `http-request disable-l7-retry` stops it), and a POST whose connection died
+ *   after the node committed it would be stored twice.
  */
 export interface HaproxyNode {
   name: string;
@@ -38,10 +48,10 @@ export interface HaproxyFarmOptions {
   /** Run in the foreground without a pid file or chroot (tests). */
   foreground?: boolean;
   /**
-   * `close` (default): one connection to a node per request (`option http-server-close`), so a
-   * draining node never has an idle connection HAProxy might pick just as the node closes it.
-   * `keep-alive`: connections to the nodes are kept and reused (`http-reuse safe`): less TLS work
-   * per request (bench/farm.ts measures both), at the price of that race during a drain.
+   * `keep-alive` (default): connections to the nodes are kept and reused (`http-reuse safe`).
+   * `close`: one new TLS connection to a node per request (`option http-server-close`), for
+   * nodes that close idle connections on their own schedule (not telesalud) or to compare
+   * (bench/farm.ts measures both).
    */
   serverConnections?: 'close' | 'keep-alive';
 }
@@ -79,7 +89,7 @@ export function haproxyConfig(options: HaproxyFarmOptions): string {
     '  timeout check 2s',
     // WebSocket (signaling) tunnels stay open for a whole consultation.
     '  timeout tunnel 2h',
-    ...(http ? ['  timeout http-request 10s', '  timeout http-keep-alive 10s', '  option forwardfor', options.serverConnections === 'keep-alive' ? '  http-reuse safe' : '  option http-server-close'] : []),
+    ...(http ? ['  timeout http-request 10s', '  timeout http-keep-alive 10s', '  option forwardfor', options.serverConnections === 'close' ? '  option http-server-close' : '  http-reuse safe'] : []),
     '  retries 3',
     '  option redispatch 1',
     ...(http ? ['  retry-on conn-failure 503'] : []),

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseAuditSigningKey } from '../audit/audit-signing-key.js';
 import { MIN_AUDIT_RETENTION_DAYS } from '../audit/audit-retention-record.js';
 import { NO_TRUSTED_PROXIES, parseTrustedProxies, type TrustedProxies } from '../edge/trusted-proxies.js';
+import { canonicalTimeZone, DEFAULT_CLINIC_TIME_ZONE } from '../auth/policy/clinic-time-zone.js';
 
 /**
  * Everything telesalud reads from its environment, validated once at start.
@@ -45,11 +46,20 @@ export interface Config {
   turn: { urls: string[]; secret: string } | undefined;
   /** Optional STUN URLs handed to browsers; none by default (no public STUN server is assumed reachable). */
   stunUrls: string[];
+  /** TELESALUD_CLINIC_TIME_ZONE: the clinic's IANA time zone until an admin sets one in the policy; UTC by default. */
+  clinicTimeZone: string;
   /**
    * The in-process shield (src/edge): attack inspection, positive model, bans. `off` is for
    * benchmarks and diagnosis only: it leaves the node unprotected. Security headers stay on.
    */
   shield: 'on' | 'off';
+  /**
+   * Requests a minute to the FHIR and application APIs (src/edge/rate-limit-plugin.ts), shared by
+   * the farm through Redis; 0 turns that limit off. `perSource`: anonymous requests from one
+   * address; `perSourceSignedIn`: signed-in requests from one address (higher: a hospital's NAT
+   * puts many people behind one); `perAccount`: one account or OAuth client, wherever it is.
+   */
+  rateLimits: { perSource: number; perSourceSignedIn: number; perAccount: number };
 }
 
 export class ConfigError extends Error {
@@ -115,6 +125,14 @@ function shieldSetting(env: Env): Config['shield'] {
   const raw = env.TELESALUD_SHIELD || 'on';
   if (raw !== 'on' && raw !== 'off') throw new ConfigError('TELESALUD_SHIELD', `must be "on" or "off" (off only for benchmarks and diagnosis), got "${raw.slice(0, 20)}"`);
   return raw;
+}
+
+function clinicTimeZoneSetting(env: Env): string {
+  const raw = env.TELESALUD_CLINIC_TIME_ZONE?.trim();
+  if (!raw) return DEFAULT_CLINIC_TIME_ZONE;
+  const zone = canonicalTimeZone(raw);
+  if (!zone) throw new ConfigError('TELESALUD_CLINIC_TIME_ZONE', `"${raw.slice(0, 40)}" is not an IANA time zone name like America/Mexico_City or Europe/Madrid`);
+  return zone;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -196,6 +214,13 @@ export function loadConfig(env: Env = process.env): Config {
     maxUploadBytes: integer(env, 'TELESALUD_MAX_UPLOAD_BYTES', 20 * 1024 * 1024, 1024, 512 * 1024 * 1024),
     turn: turnSettings(env),
     stunUrls: iceUrls(env, 'TELESALUD_STUN_URLS', ['stun', 'stuns']),
+    clinicTimeZone: clinicTimeZoneSetting(env),
     shield: shieldSetting(env),
+    // Generous: a chart page fires a dozen requests at once and the schedule polls; abuse is far above.
+    rateLimits: {
+      perSource: integer(env, 'TELESALUD_RATE_LIMIT_PER_SOURCE', 600, 0, 1_000_000),
+      perSourceSignedIn: integer(env, 'TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN', 6000, 0, 10_000_000),
+      perAccount: integer(env, 'TELESALUD_RATE_LIMIT_PER_ACCOUNT', 1200, 0, 1_000_000),
+    },
   };
 }

@@ -31,8 +31,11 @@ export interface Participant {
   state: 'waiting' | 'admitted';
   /** Undefined while the socket is gone and the place is kept for a resume. */
   channel: PeerChannel | undefined;
-  /** Latest traffic report: bits per second sent and received, and when it came. */
-  traffic: { sentBps: number; receivedBps: number; at: number; lastReportAt: number };
+  /**
+   * Latest traffic report: bits per second sent and received, and when it came; with the media
+   * path when the browser reports it (links connected, how many over a TURN relay, bits per second sent over those).
+   */
+  traffic: { sentBps: number; receivedBps: number; at: number; lastReportAt: number; links?: number; relayedLinks?: number; relayedSentBps?: number };
 }
 
 export interface RoomError {

@@ -7,6 +7,7 @@ import { safeError } from '../logging/safe-error.js';
 import { CLOSE_RESTART, ConsultRoom, type ConsultAuditAction, type Participant, type PeerChannel, type RoomHooks } from './consult-room.js';
 import { ConsultStore, utcDay } from './consult-store.js';
 import { JoinRights } from './join-rights.js';
+import type { MediaPathReport } from './signaling-protocol.js';
 
 /** The first message must be `join`, this soon after the socket opens. */
 export const JOIN_TIMEOUT_MS = 10_000;
@@ -18,6 +19,15 @@ const TRAFFIC_FLUSH_MS = 10_000;
 const TRAFFIC_FRESH_MS = 30_000;
 /** No browser sends more than this (1 Gbit/s), whatever its report claims. */
 const MAX_BYTES_PER_MS = 125_000;
+
+/** A day's bytes this node has yet to add to the database: all media, and the part over TURN relays. */
+interface DayTraffic {
+  sent: number;
+  received: number;
+  relayedSent: number;
+  relayedReceived: number;
+}
+const emptyDay = (): DayTraffic => ({ sent: 0, received: 0, relayedSent: 0, relayedReceived: 0 });
 
 /** What an operation on a room gets: the room in use, or a way to open one. */
 export interface RoomScope {
@@ -90,6 +100,26 @@ export interface ConsultStatus {
   /** Sent by all participants today (UTC), every node included. */
   gbitToday: number;
   badMessages: number;
+  /** TURN relay usage, from the browsers' reports of their media path (see RelayUsage). */
+  relay: RelayUsage;
+}
+
+/**
+ * How much of the media goes through TURN, as the browsers report it. "Now" figures count the
+ * participants whose reports this node received in the last TRAFFIC_FRESH_MS (sum the nodes of a
+ * farm); "today" is every node's, from the database.
+ */
+export interface RelayUsage {
+  /** Participants whose browser reported at least one connected peer link (their path is known). */
+  participantsWithMedia: number;
+  /** Of those, the participants with at least one link over a relay. */
+  participantsRelayed: number;
+  /** Media sent over relayed links now. */
+  mbitPerSecondNow: number;
+  /** Sent over relayed links today (UTC), every node included. */
+  gbitToday: number;
+  /** Bytes over relayed links this node accepted since it started (for the /metrics counter). */
+  bytesSinceStart: { sent: number; received: number };
 }
 
 /**
@@ -115,7 +145,9 @@ export class ConsultRooms {
   private shared: SharedRoomStore | undefined;
   private readonly sockets = new Map<string, PeerChannel>();
   private readonly graceTimers = new Map<Participant, NodeJS.Timeout>();
-  private readonly pendingTraffic = new Map<string, { sent: number; received: number }>();
+  private readonly pendingTraffic = new Map<string, DayTraffic>();
+  /** Relayed bytes accepted since the node started, by direction: a counter for /metrics. */
+  private readonly relayedSinceStart = { sent: 0, received: 0 };
   private readonly flushTimer: NodeJS.Timeout;
   private readonly hooks: RoomHooks;
 
@@ -225,21 +257,40 @@ export class ConsultRooms {
 
   /**
    * A participant's getStats report. The claimed interval is held to the time that really
-   * passed since its previous report and the bytes to 1 Gbit/s, so a client can't inflate the totals.
+   * passed and was not yet counted (a second's slack), and the bytes to 1 Gbit/s, so a client
+   * can't inflate the totals, neither with one big claim nor with a burst of small ones.
    */
-  reportTraffic(participant: Participant, report: { sentBytes: number; receivedBytes: number; intervalMs: number }, now = Date.now()): void {
+  reportTraffic(participant: Participant, report: { sentBytes: number; receivedBytes: number; intervalMs: number } & Partial<MediaPathReport>, now = Date.now()): void {
     if (report.intervalMs <= 0) return;
+    // Time is credited once: `lastReportAt` is how far this participant's reports have been counted
+    // (it starts at the join), so a burst of reports can't each claim the last second again.
     const elapsed = Math.max(0, now - participant.traffic.lastReportAt);
     const interval = Math.min(report.intervalMs, elapsed + 1000);
+    const creditedUntil = Math.max(participant.traffic.lastReportAt, now - 60_000) + interval;
     const scale = interval / report.intervalMs;
     const cap = interval * MAX_BYTES_PER_MS;
     const sent = Math.min(Math.round(report.sentBytes * scale), cap);
     const received = Math.min(Math.round(report.receivedBytes * scale), cap);
-    participant.traffic = { sentBps: interval > 0 ? (sent * 8000) / interval : 0, receivedBps: interval > 0 ? (received * 8000) / interval : 0, at: now, lastReportAt: now };
+    const bps = (bytes: number) => (interval > 0 ? (bytes * 8000) / interval : 0);
+    // The relayed part is held to the same clock and can never exceed the whole it is part of.
+    const path = report.links !== undefined ? { links: report.links, relayedLinks: Math.min(report.relayedLinks ?? 0, report.links), relayedSent: Math.min(Math.round((report.relayedSentBytes ?? 0) * scale), sent), relayedReceived: Math.min(Math.round((report.relayedReceivedBytes ?? 0) * scale), received) } : undefined;
+    participant.traffic = {
+      sentBps: bps(sent),
+      receivedBps: bps(received),
+      at: now,
+      lastReportAt: creditedUntil,
+      ...(path ? { links: path.links, relayedLinks: path.relayedLinks, relayedSentBps: bps(path.relayedSent) } : {}),
+    };
     const day = utcDay(now);
-    const pending = this.pendingTraffic.get(day) ?? { sent: 0, received: 0 };
+    const pending = this.pendingTraffic.get(day) ?? emptyDay();
     pending.sent += sent;
     pending.received += received;
+    if (path) {
+      pending.relayedSent += path.relayedSent;
+      pending.relayedReceived += path.relayedReceived;
+      this.relayedSinceStart.sent += path.relayedSent;
+      this.relayedSinceStart.received += path.relayedReceived;
+    }
     this.pendingTraffic.set(day, pending);
   }
 
@@ -250,17 +301,29 @@ export class ConsultRooms {
     return bps;
   }
 
+  /** Relay figures of the room's participants whose reports are fresh. */
+  static roomRelayUsage(room: ConsultRoom, now = Date.now()): { withMedia: number; relayed: number; relayedBps: number } {
+    const usage = { withMedia: 0, relayed: 0, relayedBps: 0 };
+    for (const p of room.participants.values()) {
+      if (now - p.traffic.at >= TRAFFIC_FRESH_MS || !p.traffic.links) continue;
+      usage.withMedia++;
+      if (p.traffic.relayedLinks) usage.relayed++;
+      usage.relayedBps += p.traffic.relayedSentBps ?? 0;
+    }
+    return usage;
+  }
+
   async flushTraffic(): Promise<void> {
     const entries = [...this.pendingTraffic.entries()];
     this.pendingTraffic.clear();
-    for (const [day, { sent, received }] of entries) {
-      if (sent === 0 && received === 0) continue;
+    for (const [day, totals] of entries) {
+      if (Object.values(totals).every((n) => n === 0)) continue;
       try {
-        await this.store.addTraffic(day, sent, received);
+        await this.store.addTraffic(day, totals.sent, totals.received, { sent: totals.relayedSent, received: totals.relayedReceived });
       } catch (err) {
         // Kept for the next flush rather than lost.
-        const pending = this.pendingTraffic.get(day) ?? { sent: 0, received: 0 };
-        this.pendingTraffic.set(day, { sent: pending.sent + sent, received: pending.received + received });
+        const pending = this.pendingTraffic.get(day) ?? emptyDay();
+        this.pendingTraffic.set(day, { sent: pending.sent + totals.sent, received: pending.received + totals.received, relayedSent: pending.relayedSent + totals.relayedSent, relayedReceived: pending.relayedReceived + totals.relayedReceived });
         this.logger.warn({ err: safeError(err) }, 'consultation traffic not saved; will retry');
       }
     }
@@ -272,6 +335,7 @@ export class ConsultRooms {
     let participants = 0;
     let waiting = 0;
     let bps = 0;
+    const relay = { withMedia: 0, relayed: 0, relayedBps: 0 };
     const all = [...this.memory.all()];
     if (this.shared?.available()) all.push(...(await this.shared.rooms().catch(() => [])));
     for (const room of all) {
@@ -279,9 +343,22 @@ export class ConsultRooms {
       participants += room.participants.size;
       waiting += room.waiting().length;
       bps += ConsultRooms.roomBitsPerSecond(room, now);
+      const usage = ConsultRooms.roomRelayUsage(room, now);
+      relay.withMedia += usage.withMedia;
+      relay.relayed += usage.relayed;
+      relay.relayedBps += usage.relayedBps;
     }
     const today = await this.store.trafficOn(utcDay(now));
-    return { rooms, participants, waiting, sockets: this.sockets.size, mbitPerSecondNow: bps / 1e6, gbitToday: (today.sentBytes * 8) / 1e9, badMessages: this.badMessages };
+    return {
+      rooms,
+      participants,
+      waiting,
+      sockets: this.sockets.size,
+      mbitPerSecondNow: bps / 1e6,
+      gbitToday: (today.sentBytes * 8) / 1e9,
+      badMessages: this.badMessages,
+      relay: { participantsWithMedia: relay.withMedia, participantsRelayed: relay.relayed, mbitPerSecondNow: relay.relayedBps / 1e6, gbitToday: (today.relayedSentBytes * 8) / 1e9, bytesSinceStart: { ...this.relayedSinceStart } },
+    };
   }
 
   private recordHostAction(room: ConsultRoom, action: ConsultAuditAction, actor: Participant, target: Participant | undefined): void {

@@ -68,22 +68,24 @@ export class ConsultStore {
     return row !== undefined;
   }
 
-  /** Adds to the day's totals; concurrent nodes add, never overwrite. */
-  async addTraffic(day: string, sentBytes: number, receivedBytes: number): Promise<void> {
+  /** Adds to the day's totals (relayed: the part of them over TURN relays); concurrent nodes add, never overwrite. */
+  async addTraffic(day: string, sentBytes: number, receivedBytes: number, relayed: { sent: number; received: number } = { sent: 0, received: 0 }): Promise<void> {
     await this.db
       .insertInto('consult_traffic_daily')
-      .values({ day, sent_bytes: sentBytes, received_bytes: receivedBytes })
+      .values({ day, sent_bytes: sentBytes, received_bytes: receivedBytes, relayed_sent_bytes: relayed.sent, relayed_received_bytes: relayed.received })
       .onConflict((oc) =>
         oc.column('day').doUpdateSet({
           sent_bytes: sql`consult_traffic_daily.sent_bytes + excluded.sent_bytes`,
           received_bytes: sql`consult_traffic_daily.received_bytes + excluded.received_bytes`,
+          relayed_sent_bytes: sql`consult_traffic_daily.relayed_sent_bytes + excluded.relayed_sent_bytes`,
+          relayed_received_bytes: sql`consult_traffic_daily.relayed_received_bytes + excluded.relayed_received_bytes`,
         }),
       )
       .execute();
   }
 
-  async trafficOn(day: string): Promise<{ sentBytes: number; receivedBytes: number }> {
-    const row = await this.db.selectFrom('consult_traffic_daily').select(['sent_bytes', 'received_bytes']).where('day', '=', day).executeTakeFirst();
-    return { sentBytes: Number(row?.sent_bytes ?? 0), receivedBytes: Number(row?.received_bytes ?? 0) };
+  async trafficOn(day: string): Promise<{ sentBytes: number; receivedBytes: number; relayedSentBytes: number; relayedReceivedBytes: number }> {
+    const row = await this.db.selectFrom('consult_traffic_daily').select(['sent_bytes', 'received_bytes', 'relayed_sent_bytes', 'relayed_received_bytes']).where('day', '=', day).executeTakeFirst();
+    return { sentBytes: Number(row?.sent_bytes ?? 0), receivedBytes: Number(row?.received_bytes ?? 0), relayedSentBytes: Number(row?.relayed_sent_bytes ?? 0), relayedReceivedBytes: Number(row?.relayed_received_bytes ?? 0) };
   }
 }

@@ -86,7 +86,23 @@ export type ClientMessage =
   /** A frame key wrapped (AES-GCM) under the pairwise secret of sender and `to`. */
   | { type: 'e2ee-key'; to: string; keyId: number; wrapped: string; iv: string }
   /** Periodic traffic report from getStats, aggregated per consultation and per day. */
-  | { type: 'stats'; sentBytes: number; receivedBytes: number; intervalMs: number };
+  | ({ type: 'stats'; sentBytes: number; receivedBytes: number; intervalMs: number } & Partial<MediaPathReport>);
+
+/**
+ * Which path the browser's media takes, from getStats: of its connected peer links, how many
+ * run over a TURN relay (a selected candidate pair whose local or remote candidate is `relay`),
+ * and the part of the interval's bytes that went over those. Statistics only: the node never
+ * decides anything else from it. Sent with every `stats` by current browsers; absent from older ones.
+ */
+export interface MediaPathReport {
+  /** Peer links connected at the time of the report (at most MAX_PARTICIPANTS - 1). */
+  links: number;
+  /** Of those, the links over a relay. */
+  relayedLinks: number;
+  /** Of sentBytes / receivedBytes, the bytes over relayed links. */
+  relayedSentBytes: number;
+  relayedReceivedBytes: number;
+}
 
 // ── server → client ────────────────────────────────────────────────────────────────
 
@@ -130,6 +146,7 @@ export type ServerMessage =
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
 
+const MEDIA_PATH_FIELDS = ['links', 'relayedLinks', 'relayedSentBytes', 'relayedReceivedBytes'] as const;
 const ID = /^[A-Za-z0-9_-]{16,64}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -282,10 +299,23 @@ export function parseClientMessage(raw: string): Parsed<ClientMessage> {
       case 'e2ee-key':
         only(obj, ['type', 'to', 'keyId', 'wrapped', 'iv'], 'e2ee-key');
         return { type: 'e2ee-key', to: string(obj, 'to', ID, 64), keyId: count(obj, 'keyId', 0xffff), wrapped: string(obj, 'wrapped', BASE64URL, MAX_WRAPPED_KEY_CHARS), iv: string(obj, 'iv', BASE64URL, 32) };
-      case 'stats':
-        only(obj, ['type', 'sentBytes', 'receivedBytes', 'intervalMs'], 'stats');
+      case 'stats': {
+        only(obj, ['type', 'sentBytes', 'receivedBytes', 'intervalMs', ...MEDIA_PATH_FIELDS], 'stats');
         // Bounds: a participant cannot report more than ~1 Gbit/s over at most a minute.
-        return { type: 'stats', sentBytes: count(obj, 'sentBytes', 8e9), receivedBytes: count(obj, 'receivedBytes', 8e9), intervalMs: count(obj, 'intervalMs', 60_000) };
+        const traffic = { type: 'stats' as const, sentBytes: count(obj, 'sentBytes', 8e9), receivedBytes: count(obj, 'receivedBytes', 8e9), intervalMs: count(obj, 'intervalMs', 60_000) };
+        const present = MEDIA_PATH_FIELDS.filter((key) => obj[key] !== undefined);
+        if (present.length === 0) return traffic;
+        if (present.length !== MEDIA_PATH_FIELDS.length) throw new Invalid(`stats: the path figures come together (${MEDIA_PATH_FIELDS.join(', ')})`);
+        // The parts can't exceed the wholes: a link relayed is one of the links, relayed bytes are among the bytes.
+        const links = count(obj, 'links', MAX_PARTICIPANTS - 1);
+        return {
+          ...traffic,
+          links,
+          relayedLinks: count(obj, 'relayedLinks', links),
+          relayedSentBytes: count(obj, 'relayedSentBytes', traffic.sentBytes),
+          relayedReceivedBytes: count(obj, 'relayedReceivedBytes', traffic.receivedBytes),
+        };
+      }
       default:
         throw new Invalid(`unknown message type "${String(obj.type).slice(0, 40)}"`);
     }

@@ -9,6 +9,9 @@ import * as searchStringCoveringIndex from './migrations/0007-search-string-cove
 import * as accountLifecycle from './migrations/0008-account-lifecycle.js';
 import * as consent from './migrations/0011-consent.js';
 import * as auditRetention from './migrations/0013-audit-retention.js';
+import * as invitationRevocation from './migrations/0014-invitation-revocation.js';
+import * as relayedTraffic from './migrations/0015-relayed-traffic.js';
+import * as auditIndexCosts from './migrations/0016-audit-index-costs.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -26,6 +29,9 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008-account-lifecycle': accountLifecycle,
   '0011-consent': consent,
   '0013-audit-retention': auditRetention,
+  '0014-invitation-revocation': invitationRevocation,
+  '0015-relayed-traffic': relayedTraffic,
+  '0016-audit-index-costs': auditIndexCosts,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

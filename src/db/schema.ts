@@ -51,6 +51,9 @@ export interface Database {
     expires: Date | string;
     used_at: Date | string | null;
     account_id: string | null;
+    /** Migration 0014: a revoked invitation answers like an expired one. */
+    revoked_at: ColumnType<Date | string | null, Date | string | null | undefined, Date | string | null>;
+    revoked_by: ColumnType<string | null, string | null | undefined, string | null>;
   };
   passkey_credential: { id: string; account_id: string; public_key: Buffer; counter: ColumnType<string | number, number, number>; transports: string; label: string; created: Date | string; last_used: Date | string | null };
   webauthn_challenge: { challenge: string; account_id: string; purpose: 'register' | 'sign-in'; expires: Date | string };
@@ -141,7 +144,14 @@ export interface Database {
     used_at: Date | string | null;
   };
   consult_invitation: { appointment_id: string; practitioner_ref: string; invited_by: string; created: Date | string };
-  consult_traffic_daily: { day: string; sent_bytes: ColumnType<string | number, number, number>; received_bytes: ColumnType<string | number, number, number> };
+  /** Migration 0015 added the relayed part (bytes over TURN relays, as the browsers report it). */
+  consult_traffic_daily: {
+    day: string;
+    sent_bytes: ColumnType<string | number, number, number>;
+    received_bytes: ColumnType<string | number, number, number>;
+    relayed_sent_bytes: ColumnType<string | number, number | undefined, number>;
+    relayed_received_bytes: ColumnType<string | number, number | undefined, number>;
+  };
   /** Migration 0011: which version of the privacy notice a patient accepted for telehealth, when, through which account. */
   telehealth_consent: { patient_ref: string; notice_version: string; accepted_at: Date | string; account_id: string; source: string };
 }

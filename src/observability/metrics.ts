@@ -5,6 +5,7 @@ import { observeAuditWrites } from '../audit/audit-write-latency.js';
 import { isAdministrator } from '../auth/administrator.js';
 import { forbidden } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
+import { registerOcspStaplingMetrics } from '../server/ocsp-stapling.js';
 
 /**
  * `GET /metrics`: what the node is doing, in Prometheus text, for the people who run it.
@@ -42,7 +43,15 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     mbit: new Gauge({ name: 'telesalud_consult_media_mbit_per_second', help: 'Media bitrate the browsers of this node\'s consultations report', registers: [registry] }),
     gbitToday: new Gauge({ name: 'telesalud_consult_media_gbit_today', help: 'Media sent by all participants today (UTC), every node included', registers: [registry] }),
     badMessages: new Gauge({ name: 'telesalud_consult_bad_messages', help: 'Malformed or unknown signaling messages refused since the node started', registers: [registry] }),
+    // TURN relay usage as the browsers report their selected candidate pair (each node its own reports; sum them).
+    mediaParticipants: new Gauge({ name: 'telesalud_consult_media_participants', help: 'Participants whose browser reported a connected media path to this node in the last 30 s, by path ("relay": at least one peer link over TURN, "direct": none)', labelNames: ['path'], registers: [registry] }),
+    relayedMbit: new Gauge({ name: 'telesalud_consult_relayed_mbit_per_second', help: 'Media bitrate the browsers of this node\'s consultations report sending over TURN relays', registers: [registry] }),
+    relayedBytes: new Counter({ name: 'telesalud_consult_relayed_bytes_total', help: 'Media bytes over TURN relays as reported by the browsers to this node, by direction (sent, received)', labelNames: ['direction'], registers: [registry] }),
+    relayedGbitToday: new Gauge({ name: 'telesalud_consult_relayed_gbit_today', help: 'Media sent over TURN relays by all participants today (UTC), every node included, as the browsers report it', registers: [registry] }),
   };
+  // Counted from zero with the node, like the requests: the browsers' reports accepted since it started.
+  const relayedBytesCounted = { sent: 0, received: 0 };
+  for (const direction of ['sent', 'received'] as const) consult.relayedBytes.inc({ direction }, 0);
 
   // Security figures, read from the database at scrape time so every node reports the farm's truth.
   const security = {
@@ -52,6 +61,8 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
   };
   // The shield's refusals, counted in this node's memory (each node reports its own; sum them).
   const shieldStats = app.hasDecorator('shieldStats') ? app.shieldStats : undefined;
+  // OCSP stapling of the node's certificate: whether a good response is stapled, and the responder's failures.
+  if (ctx.ocspStapling) registerOcspStaplingMetrics(registry, ctx.ocspStapling);
   new Counter({
     name: 'telesalud_shield_blocks_total',
     help: 'Requests and signaling messages the shield refused on this node, by the attack family that decided it ("banned": from a banned source)',
@@ -70,6 +81,36 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     async collect() {
       const active = shieldStats ? await shieldStats.activeBans() : undefined;
       this.set(active ?? 0);
+    },
+  });
+  // The API rate limits (src/edge/rate-limit-plugin.ts): refusals on this node, and whether counting is farm-wide.
+  const rateStats = app.hasDecorator('rateLimitStats') ? app.rateLimitStats : undefined;
+  new Counter({
+    name: 'telesalud_rate_limited_total',
+    help: 'API requests refused with 429 on this node, by the limit that refused them (source, source-signed-in, account)',
+    labelNames: ['bucket'],
+    registers: [registry],
+    collect() {
+      if (!rateStats) return;
+      this.reset();
+      for (const [bucket, count] of rateStats.byBucket()) this.inc({ bucket }, count);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_rate_limit_shared',
+    help: '1 while rate limits are counted farm-wide in Redis, 0 while this node counts alone (single node, or Redis down: failing open)',
+    registers: [registry],
+    collect() {
+      this.set(rateStats?.limiter.mode() === 'shared' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'telesalud_rate_limit_fallbacks_total',
+    help: 'Requests this node counted against the rate limits by itself because Redis was unreachable',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(rateStats?.limiter.fallbacks() ?? 0);
     },
   });
 
@@ -184,6 +225,15 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     consult.mbit.set(status.mbitPerSecondNow);
     consult.gbitToday.set(status.gbitToday);
     consult.badMessages.set(status.badMessages);
+    consult.mediaParticipants.set({ path: 'relay' }, status.relay.participantsRelayed);
+    consult.mediaParticipants.set({ path: 'direct' }, status.relay.participantsWithMedia - status.relay.participantsRelayed);
+    consult.relayedMbit.set(status.relay.mbitPerSecondNow);
+    consult.relayedGbitToday.set(status.relay.gbitToday);
+    for (const direction of ['sent', 'received'] as const) {
+      const total = status.relay.bytesSinceStart[direction];
+      if (total > relayedBytesCounted[direction]) consult.relayedBytes.inc({ direction }, total - relayedBytesCounted[direction]);
+      relayedBytesCounted[direction] = Math.max(relayedBytesCounted[direction], total);
+    }
     return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(await registry.metrics());
   });
 }

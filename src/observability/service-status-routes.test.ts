@@ -63,7 +63,10 @@ describe.each(STORE_KINDS)('service status for the admin console (%s)', (kind) =
     expect(status.traffic.days.at(-2)).toMatchObject({ day: yesterday, sentGbit: 2, receivedGbit: 0 });
     expect(status.traffic.days[0].sentGbit).toBe(0);
     expect(status.traffic.recent.length).toBeGreaterThanOrEqual(1);
-    expect(status.turn).toEqual({ configured: false, urls: [], relayUsage: null });
+    // Nobody in a call: the browsers' reports of their path say nothing is relayed.
+    expect(status.turn).toEqual({ configured: false, urls: [], relayUsage: { source: 'browsers', participantsWithMedia: 0, participantsRelayed: 0, mbitPerSecondNow: 0, gbitToday: 0 } });
+    expect(status.traffic.days.at(-1)).toMatchObject({ relayedSentGbit: 0, relayedReceivedGbit: 0 });
+    expect(status.traffic.recent.at(-1)).toMatchObject({ relayedMbit: 0 });
   });
 
   it('says draining while the node drains', async () => {

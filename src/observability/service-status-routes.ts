@@ -29,6 +29,8 @@ export interface NodeHeartbeat {
   participants: number;
   sockets: number;
   mbitPerSecondNow: number;
+  /** TURN relay usage by this node's participants' reports (see RelayUsage); absent from a node of an older version. */
+  relay?: { participantsWithMedia: number; participantsRelayed: number; mbitPerSecondNow: number };
 }
 
 /**
@@ -42,7 +44,7 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
   const startedAt = new Date().toISOString();
   const redisBus = ctx.bus instanceof RedisBus ? ctx.bus : undefined;
   const statusKey = (id: string) => `${redisBus!.prefix}status:node:${id}`;
-  const recent: { at: string; mbit: number }[] = [];
+  const recent: { at: string; mbit: number; relayedMbit: number }[] = [];
   let latest: NodeHeartbeat | undefined;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> | undefined;
@@ -61,6 +63,7 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
       participants: consult.participants,
       sockets: consult.sockets,
       mbitPerSecondNow: consult.mbitPerSecondNow,
+      relay: { participantsWithMedia: consult.relay.participantsWithMedia, participantsRelayed: consult.relay.participantsRelayed, mbitPerSecondNow: consult.relay.mbitPerSecondNow },
     };
     latest = beat;
     if (redisBus?.connected()) await redisBus.redis.set(statusKey(ctx.nodeId), JSON.stringify(beat), 'PX', NODE_STATUS_TTL_MS);
@@ -94,7 +97,8 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
         // The farm's media now: the sum of every node's own reports (reports stay on the node that got them).
         const nodes = await farmNodes().catch(() => []);
         const mbit = nodes.length ? nodes.reduce((sum, n) => sum + n.mbitPerSecondNow, 0) : beat.mbitPerSecondNow;
-        recent.push({ at: beat.at, mbit });
+        const relayedMbit = (nodes.length ? nodes : [beat]).reduce((sum, n) => sum + (n.relay?.mbitPerSecondNow ?? 0), 0);
+        recent.push({ at: beat.at, mbit, relayedMbit });
         if (recent.length > RECENT_SAMPLES) recent.shift();
       } catch (err) {
         ctx.logger.warn({ err: safeError(err) }, 'node status heartbeat failed; will retry');
@@ -138,10 +142,13 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
     const days = trafficDays(now);
     // The day as text from the database itself: a driver would turn a date into local midnight.
     const rows = (
-      await sql<{ day: string; sent_bytes: string | number; received_bytes: string | number }>`
-        select to_char(day, 'YYYY-MM-DD') as day, sent_bytes, received_bytes from consult_traffic_daily where day >= ${days[0]!}`.execute(ctx.store.db)
+      await sql<{ day: string; sent_bytes: string | number; received_bytes: string | number; relayed_sent_bytes: string | number; relayed_received_bytes: string | number }>`
+        select to_char(day, 'YYYY-MM-DD') as day, sent_bytes, received_bytes, relayed_sent_bytes, relayed_received_bytes from consult_traffic_daily where day >= ${days[0]!}`.execute(ctx.store.db)
     ).rows;
     const byDay = new Map(rows.map((r) => [r.day, r]));
+    // Relay usage now: each node counts the reports it received (a participant reports to the node of its socket).
+    const relayNow = nodes.length > 1 ? nodes.map((n) => n.relay ?? { participantsWithMedia: 0, participantsRelayed: 0, mbitPerSecondNow: 0 }) : [consult.relay];
+    const gbit = (bytes: string | number | undefined) => (Number(bytes ?? 0) * 8) / 1e9;
 
     return reply.header('Cache-Control', 'no-store').send({
       now: new Date(now).toISOString(),
@@ -165,11 +172,21 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
         recent: [...recent],
         days: days.map((day) => {
           const row = byDay.get(day);
-          return { day, sentGbit: (Number(row?.sent_bytes ?? 0) * 8) / 1e9, receivedGbit: (Number(row?.received_bytes ?? 0) * 8) / 1e9 };
+          return { day, sentGbit: gbit(row?.sent_bytes), receivedGbit: gbit(row?.received_bytes), relayedSentGbit: gbit(row?.relayed_sent_bytes), relayedReceivedGbit: gbit(row?.relayed_received_bytes) };
         }),
       },
-      // Browsers report bytes, not which path they took: relay usage is not known to the node.
-      turn: { configured: ctx.config.turn !== undefined, urls: ctx.config.turn?.urls ?? [], relayUsage: null },
+      // Relay usage as the browsers report their selected candidate pair (coturn's own figures are not read).
+      turn: {
+        configured: ctx.config.turn !== undefined,
+        urls: ctx.config.turn?.urls ?? [],
+        relayUsage: {
+          source: 'browsers',
+          participantsWithMedia: relayNow.reduce((sum, r) => sum + r.participantsWithMedia, 0),
+          participantsRelayed: relayNow.reduce((sum, r) => sum + r.participantsRelayed, 0),
+          mbitPerSecondNow: relayNow.reduce((sum, r) => sum + r.mbitPerSecondNow, 0),
+          gbitToday: consult.relay.gbitToday,
+        },
+      },
     });
   });
 }

@@ -261,12 +261,7 @@ export class Repository {
       return matched.has(key) ? false : (matched.add(key), true);
     });
 
-    // Included rows are audited like matches: one entry per patient whose record the answer shows.
-    const seenPatients = new Set([...page, ...extra].flatMap((r) => r.compartments));
-    const audits: AuditEntry[] = seenPatients.size > 0
-      ? [...seenPatients].map((patient) => ({ ...this.entry('search', def, undefined, [patient]), detail: { results: page.length } }))
-      : [{ ...this.entry('search', def), detail: { results: page.length } }];
-    await Promise.all(audits.map((a) => this.audit.record(a)));
+    await this.audit.record(this.searchEntry(def, page, extra));
 
     return {
       page,
@@ -566,6 +561,26 @@ export class Repository {
 
   private entry(action: AuditAction, def: ResourceTypeDef, resource?: FhirResource, compartments?: string[]): AuditEntry {
     return this.entryFor(action, def, resource?.id, compartments ?? (resource ? def.compartment(resource) : []));
+  }
+
+  /**
+   * One entry for a whole search answer: the ids it returned (matches, then included rows) and
+   * every patient whose record it showed, each of whom finds it in "who accessed my record"
+   * (AuditEntry.patients). Emergency access rode on the break-the-glass grants of those patients.
+   */
+  private searchEntry(def: ResourceTypeDef, page: PageRow[], included: PageRow[]): AuditEntry {
+    const patients = [...new Set([...page, ...included].flatMap((r) => r.compartments))];
+    const grants = [...new Set(patients.flatMap((p) => breakGlassGrant(this.actor, p) ?? []))];
+    return {
+      ...this.entryFor('search', def, undefined, []),
+      ...(patients.length > 0 ? { patients } : {}),
+      ...(grants.length > 0 ? { breakGlass: grants.length === 1 ? grants[0]! : grants } : {}),
+      detail: {
+        results: page.length,
+        ids: page.map((r) => r.id),
+        ...(included.length > 0 ? { included: included.map((r) => `${r.content.resourceType}/${r.content.id}`) } : {}),
+      },
+    };
   }
 
   private entryFor(action: AuditAction, def: ResourceTypeDef, resourceId: string | undefined, compartments: string[]): AuditEntry {

@@ -9,6 +9,8 @@ import type { Logger } from '../logging/logger.js';
 import type { SessionStore } from '../auth/sessions/session-store.js';
 import type { SignInService } from '../auth/sign-in/sign-in-service.js';
 import type { ConsultRooms } from '../consult/consult-rooms.js';
+import type { OcspStapler } from './ocsp-stapling.js';
+import type { RateLimiter } from '../edge/rate-limiter.js';
 
 /** Everything a node holds while it runs. Nothing a later request needs lives only here. */
 export interface AppContext {
@@ -28,6 +30,10 @@ export interface AppContext {
   nodeId: string;
   /** The shield's bans, shared by the farm's nodes through Redis; absent: the shield keeps them in memory. */
   bans?: BanStore;
+  /** Request counters of the rate limits: in Redis in a farm (failing open to this node), else in memory; absent: in memory. */
+  rateLimiter?: RateLimiter;
+  /** OCSP stapling of the node's own certificate (a CA-issued one naming a responder); absent otherwise. */
+  ocspStapling?: Pick<OcspStapler, 'status'>;
   /** Set on SIGTERM: /readyz turns 503 so load balancers move traffic away. */
   lifecycle: { draining: boolean };
 }

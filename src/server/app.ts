@@ -10,6 +10,7 @@ import { mfaRoutes } from '../auth/mfa/mfa-routes.js';
 import { passkeyRoutes } from '../auth/passkeys/passkey-routes.js';
 import { strengthRoutes } from '../auth/passwords/strength-routes.js';
 import { accessRoutes } from '../auth/access/access-routes.js';
+import { emergencyLookupRoutes } from '../auth/access/emergency-lookup-routes.js';
 import { oauthRoutes } from '../auth/oauth/oauth-routes.js';
 import { auditRoutes } from '../audit/audit-routes.js';
 import { auditVerifyRoutes } from '../audit/audit-verify-routes.js';
@@ -24,10 +25,12 @@ import { registerNoteSigning } from '../records/notes/note-signing.js';
 import type { AppContext } from './app-context.js';
 import { registerErrorHandling } from './errors.js';
 import { shield } from '../edge/shield-plugin.js';
+import { registerRateLimits } from '../edge/rate-limit-plugin.js';
 import { healthRoutes } from './health-routes.js';
 import { registerMetrics } from '../observability/metrics.js';
 import { scheduleAuditRetention } from '../audit/audit-retention-schedule.js';
 import { webAppRoutes } from './web-app-routes.js';
+import { closeConnectionsWhileDraining, KEEP_ALIVE_TIMEOUT_MS } from '../cluster/keep-alive-behind-proxy.js';
 
 /**
  * The HTTP application of one node. `https` is given when serving for real; tests may
@@ -47,7 +50,8 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
     return503OnClosing: true,
     connectionTimeout: 60_000,
     requestTimeout: 120_000,
-    keepAliveTimeout: 10_000,
+    // Longer than a load balancer keeps an idle connection to the node (src/cluster/keep-alive-behind-proxy.ts).
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     routerOptions: { maxParamLength: 128 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }) as unknown as FastifyInstance;
@@ -60,9 +64,14 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
   });
 
   registerErrorHandling(app);
+  closeConnectionsWhileDraining(app, ctx);
   await app.register(shield, ctx);
   await app.register(fastifyCookie);
+  // After the shield (attacks never count as traffic), around authentication: anonymous requests
+  // are counted before any credential lookup, signed-in ones per account once it is known.
+  const rateLimits = registerRateLimits(app, ctx);
   registerAuthentication(app, ctx);
+  rateLimits.afterAuthentication();
   await app.register(healthRoutes, ctx);
   registerMetrics(app, ctx);
   scheduleAuditRetention(app, ctx);
@@ -77,6 +86,7 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
   await app.register(invitationRoutes, ctx);
   await app.register(accountAdminRoutes, ctx);
   await app.register(accessRoutes, ctx);
+  await app.register(emergencyLookupRoutes, ctx);
   await app.register(oauthRoutes, ctx);
   await app.register(auditRoutes, ctx);
   await app.register(auditVerifyRoutes, ctx);

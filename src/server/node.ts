@@ -5,6 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { InProcessBus, type Bus } from '../cluster/bus.js';
 import { RedisBanStore } from '../cluster/redis-ban-store.js';
 import { RedisBus } from '../cluster/redis-bus.js';
+import { RedisRateLimiter } from '../cluster/redis-rate-limiter.js';
+import { InMemoryRateLimiter } from '../edge/rate-limiter.js';
 import { RedisRoomStore } from '../consult/shared-room-store.js';
 import type { Config } from '../config/config.js';
 import { openStore, type Store } from '../db/database.js';
@@ -63,6 +65,8 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     }
     const bans = redisBus ? new RedisBanStore(redisBus, logger) : undefined;
     await bans?.start();
+    // The API rate limits and the password-check budgets, counted farm-wide when there is a farm.
+    const rateLimiter = redisBus ? new RedisRateLimiter(redisBus, logger) : new InMemoryRateLimiter();
     const openedStore = store;
     return {
       config,
@@ -78,6 +82,7 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
       version: VERSION,
       nodeId,
       ...(bans ? { bans } : {}),
+      rateLimiter,
       lifecycle: { draining: false },
       async stop() {
         // Rooms first: their last traffic figures and audit entries need the store.

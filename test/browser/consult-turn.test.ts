@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { startBrowserNode, type BrowserNode } from './support/browser-node.js';
-import { launchChromium, newParticipant, pcStats, waitForVideoFromAll } from './support/chromium.js';
+import { launchChromium, newParticipant, pcStats, waitForVideoFromAll, waitUntil } from './support/chromium.js';
 import { admitNext, joinFromDeviceCheck, signInThroughConsult } from './support/consult-flow.js';
 import { startCoturn } from './support/coturn.js';
 
@@ -44,5 +44,26 @@ describe('consultation through TURN', { timeout: 180_000 }, () => {
       expect(await page.getByTestId('e2ee-status').getAttribute('data-state')).toBe('on');
     }
     expect((await pcStats(host.page))[0]!.remoteCandidateType).toBe('relay');
+
+    // Each browser reports its selected pair as relayed (every 10 s): the administrators' status
+    // shows both participants relayed and the bytes that went through coturn, today and now.
+    const status = async () => (await web.node.request({ method: 'GET', url: '/api/admin/status' })).json();
+    const relayed = await waitUntil(
+      'both participants reported as relayed',
+      status,
+      (s) => s.turn.relayUsage.participantsRelayed === 2 && s.turn.relayUsage.gbitToday > 0 && s.turn.relayUsage.mbitPerSecondNow > 0,
+      40_000,
+      1000,
+    );
+    expect(relayed.turn).toMatchObject({ configured: true, relayUsage: { source: 'browsers', participantsWithMedia: 2, participantsRelayed: 2 } });
+    const today = relayed.traffic.days.at(-1);
+    expect(today.relayedSentGbit).toBeGreaterThan(0);
+    // Relay-only: everything the browsers sent and received went through the relay.
+    expect(today.relayedSentGbit).toBeCloseTo(today.sentGbit, 12);
+    expect(today.relayedReceivedGbit).toBeCloseTo(today.receivedGbit, 12);
+    const metrics = (await web.node.request({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^telesalud_consult_media_participants\{path="relay"\} 2$/m);
+    expect(metrics).toMatch(/^telesalud_consult_media_participants\{path="direct"\} 0$/m);
+    expect(Number(/^telesalud_consult_relayed_bytes_total\{direction="sent"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
   });
 });

@@ -47,7 +47,8 @@ describe('patient portal journey in Chromium: invitation → TOTP → booking �
   let scheduleId: string;
 
   beforeAll(async () => {
-    web = await startBrowserNode();
+    // "Today" (and so the Join button) is the clinic's day: the clinic's zone is the one that keeps the slot on today.
+    web = await startBrowserNode({ TELESALUD_CLINIC_TIME_ZONE: sameDayTimeZone() });
     browser = await launchChromium();
     records = new Repository(web.node.ctx.store.db, web.node.ctx.audit, SYSTEM_ACTOR, { requestId: 'portal-test', source: 'test' });
     const doctor = await web.account('doctora-portal', 'clinician', 'Elena Ríos');

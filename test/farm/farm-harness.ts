@@ -33,8 +33,10 @@ export interface FarmOptions {
   loadBalancer?: boolean;
   /** `source`: the TypeScript tree through tsx (tests); `dist`: bin/telesalud.js as installed (bench). */
   entry?: 'source' | 'dist';
-  /** HAProxy's connections to the nodes (src/cluster/haproxy-config.ts); default `close`. */
+  /** HAProxy's connections to the nodes (src/cluster/haproxy-config.ts); default `keep-alive`, as shipped. */
   serverConnections?: 'close' | 'keep-alive';
+  /** HAProxy's health checks, milliseconds apart: 500 (default) so tests see a node go and come back quickly; the shipped default is 1000. */
+  checkIntervalMs?: number;
   /** More TELESALUD_* settings for every node. */
   env?: Record<string, string>;
   /** Concurrent HTTPS sockets of the farm's client. */
@@ -115,6 +117,12 @@ export async function startFarm(options: FarmOptions): Promise<Farm> {
       TELESALUD_HOST: '127.0.0.1',
       TELESALUD_DB_POOL_SIZE: '5',
       TELESALUD_SHUTDOWN_TIMEOUT_MS: '10000',
+      // Farm tests and bench/farm.ts drive the nodes far above a real user's rate on purpose (many
+      // sockets of one account, bursts of admin-token requests): the API rate limits are off, not
+      // tripped by accident; src/edge/rate-limit-farm.test.ts tests them across nodes. A test may set them.
+      TELESALUD_RATE_LIMIT_PER_SOURCE: '0',
+      TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '0',
+      TELESALUD_RATE_LIMIT_PER_ACCOUNT: '0',
       ...(options.env ?? {}),
     };
     const entryArgs = options.entry === 'dist' ? [path.join(root, 'bin/telesalud.js')] : null;
@@ -137,7 +145,7 @@ export async function startFarm(options: FarmOptions): Promise<Farm> {
 
     const statsSocket = path.join(dir, 'haproxy.sock');
     const cfg = path.join(dir, 'haproxy.cfg');
-    await writeFile(cfg, haproxyConfig({ bind: `127.0.0.1:${lbPort}`, nodes: names.map((name, i) => ({ name, host: '127.0.0.1', port: ports[i]! })), tls: { mode: 'reencrypt', certFile: path.join(dir, 'haproxy.pem'), nodeCaFile: cert }, statsSocket, checkIntervalMs: 500, foreground: true, serverConnections: options.serverConnections ?? 'close' }));
+    await writeFile(cfg, haproxyConfig({ bind: `127.0.0.1:${lbPort}`, nodes: names.map((name, i) => ({ name, host: '127.0.0.1', port: ports[i]! })), tls: { mode: 'reencrypt', certFile: path.join(dir, 'haproxy.pem'), nodeCaFile: cert }, statsSocket, checkIntervalMs: options.checkIntervalMs ?? 500, foreground: true, ...(options.serverConnections ? { serverConnections: options.serverConnections } : {}) }));
     const upCount = async () => Object.values(await serverStates(statsSocket)).filter((s) => s === 'UP').length;
     if (balanced) {
       haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'ignore'] });

@@ -5,7 +5,7 @@ import { conflict, notFound } from '../../records/fhir/outcomes.js';
 import type { AppContext } from '../../server/app-context.js';
 import { refusedBecause } from '../auth-errors.js';
 import { resetAllFactors } from '../mfa/account-mfa.js';
-import { authPolicy, authPolicyJson, AuthPolicyError } from '../policy/auth-policy.js';
+import { authPolicy, authPolicyJson, AuthPolicyError, type AuthPolicy } from '../policy/auth-policy.js';
 import { ROLES } from '../roles.js';
 
 const uuidParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } } } as const;
@@ -117,9 +117,12 @@ export async function accountAdminRoutes(app: FastifyInstance, ctx: AppContext):
   });
   accountAction('end-sessions', 'sessions-ended', async () => undefined);
 
+  // The installation's default zone rides along so the page can say what "default" means here.
+  const policyAnswer = (policy: AuthPolicy) => ({ ...authPolicyJson(policy), installationDefaults: { clinicTimeZone: ctx.config.clinicTimeZone } });
+
   app.get('/api/admin/policy', async (request) => {
     requireAdmin(request);
-    return authPolicyJson(await authPolicy(db).current());
+    return policyAnswer(await authPolicy(db).current());
   });
 
   app.put('/api/admin/policy', { bodyLimit: 32768, schema: { body: { type: 'object' } } }, async (request, reply) => {
@@ -133,6 +136,6 @@ export async function accountAdminRoutes(app: FastifyInstance, ctx: AppContext):
       return reply.code(400).send({ error: 'invalid-policy', message: `the policy was not changed: ${err.message}`, issues: err.issues });
     }
     await ctx.audit.record({ actor: actor.ref, action: 'policy-changed', outcome: 'success', source: request.ip, requestId: request.id, detail: { changed: result.changed } });
-    return authPolicyJson(result.policy);
+    return policyAnswer(result.policy);
   });
 }

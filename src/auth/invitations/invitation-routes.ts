@@ -1,23 +1,25 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Actor } from '../actor.js';
 import { SYSTEM_ACTOR } from '../actor.js';
 import { personalInputs } from '../accounts/account-passwords.js';
 import { AccountError, createAccount } from '../accounts/account-service.js';
 import { checkPassword } from '../passwords/index.js';
 import { StrengthCheckBudget } from '../passwords/strength-check-budget.js';
+import { InMemoryRateLimiter } from '../../edge/rate-limiter.js';
 import { refusedBecause } from '../auth-errors.js';
 import { pendingTotpEnrolment } from '../mfa/account-mfa.js';
 import { authPolicy } from '../policy/auth-policy.js';
 import { ROLES, type Role } from '../roles.js';
 import { signedInAnswer } from '../sign-in/sign-in-answer.js';
-import { badRequest, conflict } from '../../records/fhir/outcomes.js';
+import { badRequest, conflict, notFound } from '../../records/fhir/outcomes.js';
 import { Repository } from '../../records/repository.js';
 import type { AppContext } from '../../server/app-context.js';
-import { inviterOf } from './inviter.js';
-import { claimInvitation, createInvitation, INVITATION_DAYS, INVITATION_MAX_DAYS, markInvitationAccepted, releaseInvitation, usableInvitation } from './invitations.js';
+import { inviterOf, type Inviter } from './inviter.js';
+import { claimInvitation, createInvitation, INVITATION_DAYS, INVITATION_MAX_DAYS, markInvitationAccepted, pendingInvitations, releaseInvitation, revokeInvitation, usableInvitation } from './invitations.js';
 
 const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } as const;
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
-/** Same answer for an unknown, used and expired token: the link says nothing about why. */
+/** Same answer for an unknown, used, revoked and expired token: the link says nothing about why. */
 const INVALID = { error: 'invitation-invalid', message: 'this invitation link is not valid: it may have been used already or have expired; ask for a new one' };
 
 /**
@@ -98,6 +100,67 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
     },
   );
 
+  /**
+   * Who may see and revoke which pending invitations: an admin (and the bootstrap token) all of
+   * them, a clinician those they sent; nobody else any. The same rule as inviting.
+   */
+  const invitationsInReach = (actor: Actor): { invitedBy?: string } => {
+    const kind = actor.scope.kind;
+    if (kind === 'admin' || kind === 'full') return {};
+    if (kind === 'clinician') return { invitedBy: actor.ref };
+    throw refusedBecause('forbidden', 'clinicians and admins manage the invitations they may send');
+  };
+
+  app.get(
+    '/api/invitations',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } } } },
+    async (request, reply) => {
+      const actor = request.actor!;
+      const reach = invitationsInReach(actor);
+      const limit = Math.min(Math.max(Number((request.query as { limit?: string }).limit ?? 200), 1), 500);
+      const pending = await pendingInvitations(db, { ...reach, limit });
+      const inviters = new Map<string, Inviter>();
+      for (const ref of new Set(pending.map((p) => p.invitedBy))) inviters.set(ref, await inviterOf(db, ref));
+      // A patient's invitation shows who they are (name, email): audited as a look at each of them.
+      const patients = [...new Set(pending.flatMap((p) => (p.patientRef ? [p.patientRef] : [])))];
+      const listed = { list: 'pending-invitations', results: pending.length };
+      await Promise.all(
+        patients.length > 0
+          ? patients.map((patient) => ctx.audit.record({ actor: actor.ref, action: 'search', outcome: 'success', source: request.ip, requestId: request.id, patient, resourceType: 'Patient', resourceId: patient.slice('Patient/'.length), detail: listed }))
+          : [ctx.audit.record({ actor: actor.ref, action: 'search', outcome: 'success', source: request.ip, requestId: request.id, resourceType: 'Invitation', detail: listed })],
+      );
+      // Never the token nor its digest: a listed invitation can be revoked, not used.
+      return reply.header('Cache-Control', 'no-store').send({
+        invitations: pending.map((p) => ({
+          id: p.id,
+          email: p.email,
+          name: p.displayName,
+          role: p.role,
+          patientRef: p.patientRef,
+          invitedBy: { ref: p.invitedBy, ...inviters.get(p.invitedBy)! },
+          created: p.created.toISOString(),
+          expiresAt: p.expires.toISOString(),
+        })),
+      });
+    },
+  );
+
+  app.post('/api/invitations/:id/revoke', { bodyLimit: 1024, schema: { params: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: uuid } } } }, async (request) => {
+    const actor = request.actor!;
+    const reach = invitationsInReach(actor);
+    const { id } = request.params as { id: string };
+    const outcome = await revokeInvitation(db, id, actor.ref, reach.invitedBy);
+    if (outcome.kind === 'not-found') throw notFound('no such invitation among those you sent');
+    const invitation = outcome.invitation;
+    const patient = invitation.fhir_ref?.startsWith('Patient/') ? { patient: invitation.fhir_ref } : {};
+    if (outcome.kind === 'not-pending') {
+      await ctx.audit.record({ actor: actor.ref, action: 'invitation-revoked', outcome: 'failed', source: request.ip, requestId: request.id, resourceType: 'Invitation', resourceId: id, ...patient, detail: { invitation: id, reason: 'not-pending' } });
+      throw refusedBecause('invitation-not-pending', 'this invitation is no longer pending: it was accepted, has expired or was revoked already', 409);
+    }
+    await ctx.audit.record({ actor: actor.ref, action: 'invitation-revoked', outcome: 'success', source: request.ip, requestId: request.id, resourceType: 'Invitation', resourceId: id, ...patient, detail: { invitation: id, role: invitation.role, invitedBy: invitation.invited_by } });
+    return { id, revokedAt: new Date(invitation.revoked_at!).toISOString() };
+  });
+
   /** Public endpoints that take a token share the sign-in's per-source budget. */
   const throttled = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
     const wait = await ctx.signIn.throttleWait(request.ip);
@@ -136,7 +199,7 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
 
   // Live strength feedback while the invitee types: the same check accept makes (their name and
   // email count against them), answered only for a usable token and under the sign-in's budget.
-  const checkBudget = new StrengthCheckBudget();
+  const checkBudget = new StrengthCheckBudget(ctx.rateLimiter ?? new InMemoryRateLimiter(), 'invitation');
   app.post(
     '/api/invitations/password-check',
     {
@@ -149,7 +212,7 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
       const body = request.body as { token: string; password: string };
       const invitation = await usableInvitation(db, body.token);
       if (!invitation) return invalid(request, reply);
-      const wait = checkBudget.take(invitation.id);
+      const wait = await checkBudget.take(invitation.id);
       if (wait > 0) {
         reply.header('Retry-After', String(wait));
         return reply.code(429).send({ error: 'throttled', message: 'too many checks of this password; wait a moment' });

@@ -31,15 +31,16 @@ export async function createInvitation(
   return { id, token, expiresAt };
 }
 
-/** The invitation behind a token if it can still be accepted; unknown, used and expired all give undefined. */
+/** The invitation behind a token if it can still be accepted; unknown, used, revoked and expired all give undefined. */
 export async function usableInvitation(db: Kysely<Database>, token: string, now = new Date()): Promise<InvitationRow | undefined> {
   if (!TOKEN.test(token)) return undefined;
-  return db.selectFrom('invitation').selectAll().where('token_hash', '=', hashToken(token)).where('used_at', 'is', null).where('expires', '>', now).executeTakeFirst();
+  return db.selectFrom('invitation').selectAll().where('token_hash', '=', hashToken(token)).where('used_at', 'is', null).where('revoked_at', 'is', null).where('expires', '>', now).executeTakeFirst();
 }
 
 /** Takes the invitation for one acceptance: true for exactly one of any number of concurrent callers. */
 export async function claimInvitation(db: Kysely<Database>, id: string, now = new Date()): Promise<boolean> {
-  const claimed = await db.updateTable('invitation').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null).where('expires', '>', now).executeTakeFirst();
+  // Revocation takes the same row with the same kind of guarded update: one of the two wins.
+  const claimed = await db.updateTable('invitation').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null).where('revoked_at', 'is', null).where('expires', '>', now).executeTakeFirst();
   return Number(claimed.numUpdatedRows) === 1;
 }
 
@@ -50,4 +51,62 @@ export async function releaseInvitation(db: Kysely<Database>, id: string): Promi
 
 export async function markInvitationAccepted(db: Kysely<Database>, id: string, accountId: string): Promise<void> {
   await db.updateTable('invitation').set({ account_id: accountId }).where('id', '=', id).execute();
+}
+
+/** A pending invitation as its inviter or an admin sees it: never the token or its digest. */
+export interface PendingInvitation {
+  id: string;
+  email: string;
+  role: Role;
+  displayName: string | null;
+  /** `Patient/<id>` for a patient's invitation, else null. */
+  patientRef: string | null;
+  invitedBy: string;
+  created: Date;
+  expires: Date;
+}
+
+export const PENDING_LIST_MAX = 500;
+
+/**
+ * Invitations still open (not accepted, not revoked, not expired), newest first; only those sent
+ * by `invitedBy` when given (a clinician sees their own).
+ */
+export async function pendingInvitations(db: Kysely<Database>, filter: { invitedBy?: string; limit?: number } = {}, now = new Date()): Promise<PendingInvitation[]> {
+  let query = db
+    .selectFrom('invitation')
+    .select(['id', 'email', 'role', 'display_name', 'fhir_ref', 'invited_by', 'created', 'expires'])
+    .where('used_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expires', '>', now);
+  if (filter.invitedBy !== undefined) query = query.where('invited_by', '=', filter.invitedBy);
+  const rows = await query.orderBy('created', 'desc').orderBy('id').limit(Math.min(filter.limit ?? PENDING_LIST_MAX, PENDING_LIST_MAX)).execute();
+  return rows.map((r) => ({
+    id: r.id,
+    email: r.email,
+    role: r.role as Role,
+    displayName: r.display_name,
+    patientRef: r.fhir_ref?.startsWith('Patient/') ? r.fhir_ref : null,
+    invitedBy: r.invited_by,
+    created: new Date(r.created),
+    expires: new Date(r.expires),
+  }));
+}
+
+export type RevokeOutcome = { kind: 'revoked'; invitation: InvitationRow } | { kind: 'not-found' } | { kind: 'not-pending'; invitation: InvitationRow };
+
+/**
+ * Revokes a pending invitation; `onlyInvitedBy` limits it to the inviter's own (a clinician).
+ * One guarded update, so an acceptance racing it either wins (and the revocation says
+ * not-pending) or finds the link gone.
+ */
+export async function revokeInvitation(db: Kysely<Database>, id: string, by: string, onlyInvitedBy?: string, now = new Date()): Promise<RevokeOutcome> {
+  let update = db.updateTable('invitation').set({ revoked_at: now, revoked_by: by }).where('id', '=', id).where('used_at', 'is', null).where('revoked_at', 'is', null).where('expires', '>', now);
+  if (onlyInvitedBy !== undefined) update = update.where('invited_by', '=', onlyInvitedBy);
+  const revoked = await update.returningAll().executeTakeFirst();
+  if (revoked) return { kind: 'revoked', invitation: revoked };
+  const row = await db.selectFrom('invitation').selectAll().where('id', '=', id).executeTakeFirst();
+  // Someone else's invitation is, to a clinician, no invitation at all.
+  if (!row || (onlyInvitedBy !== undefined && row.invited_by !== onlyInvitedBy)) return { kind: 'not-found' };
+  return { kind: 'not-pending', invitation: row };
 }

@@ -1,24 +1,23 @@
+import type { RateLimiter } from '../../edge/rate-limiter.js';
+
 /**
  * How often one subject (an invitation, an account) may have a password checked for live
- * feedback: at most `max` per minute on this node — enough for someone typing (the page waits for
- * a pause before asking), too few to use the endpoint as a free strength oracle. Per node: in a
- * farm a subject gets this budget on each node, which still bounds it.
+ * feedback: at most `max` a minute — enough for someone typing (the page waits for a pause before
+ * asking), too few to use the endpoint as a free strength oracle. Counted by the node's rate
+ * limiter, so in a farm the budget is one for all nodes (Redis), not one per node.
  */
 export class StrengthCheckBudget {
-  private readonly used = new Map<string, { windowStart: number; count: number }>();
-
-  constructor(private readonly max = 40, private readonly windowMs = 60_000) {}
+  constructor(
+    private readonly limiter: RateLimiter,
+    /** Names what the subjects are (`account`, `invitation`), so budgets of different kinds never mix. */
+    private readonly kind: string,
+    private readonly max = 40,
+    private readonly windowMs = 60_000,
+  ) {}
 
   /** Seconds to wait, or 0 when this check may run (and is counted). */
-  take(subject: string, now = Date.now()): number {
-    if (this.used.size > 10_000) for (const [id, u] of this.used) if (now - u.windowStart >= this.windowMs) this.used.delete(id);
-    const entry = this.used.get(subject);
-    if (!entry || now - entry.windowStart >= this.windowMs) {
-      this.used.set(subject, { windowStart: now, count: 1 });
-      return 0;
-    }
-    if (entry.count >= this.max) return Math.ceil((entry.windowStart + this.windowMs - now) / 1000);
-    entry.count += 1;
-    return 0;
+  async take(subject: string, now = Date.now()): Promise<number> {
+    const decision = await this.limiter.hit([{ key: `password-check:${this.kind}:${subject}`, limit: this.max, windowMs: this.windowMs }], now);
+    return decision.allowed ? 0 : Math.max(1, Math.ceil(decision.counts[0]!.retryAfterMs / 1000));
   }
 }

@@ -5,6 +5,7 @@ import { refusedBecause } from '../auth-errors.js';
 import { authPolicy } from '../policy/auth-policy.js';
 import { checkPassword } from './check-password.js';
 import { StrengthCheckBudget } from './strength-check-budget.js';
+import { InMemoryRateLimiter } from '../../edge/rate-limiter.js';
 
 /**
  * Live feedback while a signed-in user types a new password (the portal's password change): the
@@ -13,7 +14,7 @@ import { StrengthCheckBudget } from './strength-check-budget.js';
  * an argon2 verify per remembered password). Nothing is stored or audited: nothing is read or changed.
  */
 export async function strengthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const budget = new StrengthCheckBudget();
+  const budget = new StrengthCheckBudget(ctx.rateLimiter ?? new InMemoryRateLimiter(), 'account');
   app.post(
     '/api/auth/password/check',
     {
@@ -25,7 +26,7 @@ export async function strengthRoutes(app: FastifyInstance, ctx: AppContext): Pro
     async (request, reply) => {
       const session = request.session;
       if (!session) throw refusedBecause('forbidden', 'only a signed-in user checks a new password of their own');
-      const wait = budget.take(session.account.id);
+      const wait = await budget.take(session.account.id);
       if (wait > 0) {
         reply.header('Retry-After', String(wait));
         return reply.code(429).send({ error: 'throttled', message: 'too many checks of this password; wait a moment' });

@@ -36,12 +36,13 @@ describe.each(STORE_KINDS)('stored policy (%s)', (kind) => {
 
   it('reaches another node once its cache runs out, and keeps concurrent changes of different fields', async () => {
     const here = new AuthPolicyStore(node.ctx.store.db, 60_000);
-    const elsewhere = new AuthPolicyStore(node.ctx.store.db, 200);
+    // A cache long enough that two updates on a loaded machine finish inside it.
+    const elsewhere = new AuthPolicyStore(node.ctx.store.db, 2_000);
     expect((await elsewhere.current()).mfaRequired.patient).toBe(false);
     await Promise.all([here.update({ mfaRequired: { patient: true } }, 'test:a'), here.update({ password: { warningDays: 30 } }, 'test:b')]);
     expect((await here.current()).mfaRequired.patient).toBe(true);
     expect((await elsewhere.current()).mfaRequired.patient).toBe(false); // still cached
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 2_100));
     const seen = await elsewhere.current();
     expect(seen.mfaRequired.patient).toBe(true);
     expect(seen.password.warningDays).toBe(30);

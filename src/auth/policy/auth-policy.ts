@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { DEFAULT_PASSWORD_POLICY, parsePasswordPolicy, PasswordPolicyError, type PasswordPolicy, type PasswordPolicyIssue } from '../passwords/index.js';
 import { ROLES, ROLES_REQUIRING_MFA, type Role } from '../roles.js';
+import { canonicalTimeZone } from './clinic-time-zone.js';
 
 /**
  * The authentication policy an admin configures: passwords, which roles must use a second
@@ -14,10 +15,17 @@ export interface SessionPolicy {
   absoluteHours: number;
 }
 
+/** Settings of the clinic itself that the admin keeps with the policy. */
+export interface ClinicSettings {
+  /** IANA time zone; null: the installation's default (TELESALUD_CLINIC_TIME_ZONE, else UTC). */
+  timeZone: string | null;
+}
+
 export interface AuthPolicy {
   password: PasswordPolicy;
   mfaRequired: Record<Role, boolean>;
   session: SessionPolicy;
+  clinic: ClinicSettings;
 }
 
 export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleMinutes: { patient: 30, clinician: 15, admin: 15 }, absoluteHours: 12 };
@@ -26,6 +34,7 @@ export const DEFAULT_AUTH_POLICY: AuthPolicy = {
   password: DEFAULT_PASSWORD_POLICY,
   mfaRequired: Object.fromEntries(ROLES.map((r) => [r, ROLES_REQUIRING_MFA.has(r)])) as Record<Role, boolean>,
   session: DEFAULT_SESSION_POLICY,
+  clinic: { timeZone: null },
 };
 
 /** Bounds no admin setting crosses: a 1-minute idle timeout locks people out, a week-long one is no timeout. */
@@ -48,8 +57,8 @@ export class AuthPolicyError extends Error {
  */
 export function parseAuthPolicy(input: unknown, base: AuthPolicy = DEFAULT_AUTH_POLICY): AuthPolicy {
   const issues: PasswordPolicyIssue[] = [];
-  if (!isObject(input)) throw new AuthPolicyError([{ field: '(policy)', message: 'must be an object with password, mfaRequired and/or sessions' }]);
-  for (const key of Object.keys(input)) if (!['password', 'mfaRequired', 'sessions'].includes(key)) issues.push({ field: key, message: 'is not a policy section (password, mfaRequired, sessions)' });
+  if (!isObject(input)) throw new AuthPolicyError([{ field: '(policy)', message: 'must be an object with password, mfaRequired, sessions and/or clinic' }]);
+  for (const key of Object.keys(input)) if (!['password', 'mfaRequired', 'sessions', 'clinic'].includes(key)) issues.push({ field: key, message: 'is not a policy section (password, mfaRequired, sessions, clinic)' });
 
   let password = base.password;
   if (input.password !== undefined) {
@@ -102,13 +111,28 @@ export function parseAuthPolicy(input: unknown, base: AuthPolicy = DEFAULT_AUTH_
       }
     }
   }
+  const clinic: ClinicSettings = { ...base.clinic };
+  if (input.clinic !== undefined) {
+    if (!isObject(input.clinic)) issues.push({ field: 'clinic', message: 'must be an object with timeZone' });
+    else
+      for (const [key, value] of Object.entries(input.clinic)) {
+        if (key !== 'timeZone') issues.push({ field: `clinic.${key}`, message: 'is not a clinic setting (timeZone)' });
+        // null (or empty) goes back to the installation's default.
+        else if (value === null || value === '') clinic.timeZone = null;
+        else {
+          const zone = canonicalTimeZone(value);
+          if (zone) clinic.timeZone = zone;
+          else issues.push({ field: 'clinic.timeZone', message: 'must be an IANA time zone name such as America/Mexico_City or Europe/Madrid, or null for the installation default' });
+        }
+      }
+  }
   if (issues.length > 0) throw new AuthPolicyError(issues);
-  return { password, mfaRequired, session };
+  return { password, mfaRequired, session, clinic };
 }
 
 /** The policy as an admin reads and writes it (JSON). */
 export function authPolicyJson(policy: AuthPolicy): Record<string, unknown> {
-  return { password: { ...policy.password, expiryDays: { ...policy.password.expiryDays }, contextWords: [...policy.password.contextWords] }, mfaRequired: { ...policy.mfaRequired }, sessions: { idleMinutes: { ...policy.session.idleMinutes }, absoluteHours: policy.session.absoluteHours } };
+  return { password: { ...policy.password, expiryDays: { ...policy.password.expiryDays }, contextWords: [...policy.password.contextWords] }, mfaRequired: { ...policy.mfaRequired }, sessions: { idleMinutes: { ...policy.session.idleMinutes }, absoluteHours: policy.session.absoluteHours }, clinic: { timeZone: policy.clinic.timeZone } };
 }
 
 /** One node's view of the stored policy for one database, refreshed after POLICY_CACHE_MS. */

@@ -86,6 +86,10 @@ describe('telesalud edge-config: the allowlist generated from the route table', 
     // A certificate not on this machine yet is taken to be a CA's: stapling on.
     expect(http).toContain('ssl_stapling on;');
     expect(http).not.toMatch(/\$request_uri|\$args|\$query_string/);
+    // The node has /metrics (admins only); the edge does not publish it: Prometheus scrapes the nodes directly.
+    expect(routes.some((r) => r.url === '/metrics')).toBe(true);
+    expect(http).not.toMatch(/location [=~] "?\^?\/metrics/);
+    expect(http).toContain('location = /healthz {');
     const setup = await readFile(path.join(target, 'modsecurity', 'crs-setup.conf'), 'utf8');
     expect(setup).toContain('setvar:tx.paranoia_level=2');
     const main = await readFile(path.join(target, 'modsecurity', 'main.conf'), 'utf8');

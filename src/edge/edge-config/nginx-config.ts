@@ -226,8 +226,16 @@ export function stateDirectories(stateDir: string): string[] {
   return ['', 'client-body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'modsecurity-tmp', 'modsecurity-data'].map((d) => path.join(stateDir, d));
 }
 
+/**
+ * Paths of the app the edge does not publish: `/metrics` is for Prometheus, which scrapes every
+ * node directly on the farm's network (each node's own figures); from the internet it would only
+ * be one more door to knock on, admin-only or not.
+ */
+export const NOT_PUBLISHED_AT_EDGE: readonly string[] = ['/metrics'];
+
 /** Writes the whole edge configuration into options.dir (a ban list only when there is none yet). */
-export async function writeEdgeConfig(options: EdgeConfigOptions, routes: EdgeRoute[]): Promise<EdgeConfigResult> {
+export async function writeEdgeConfig(options: EdgeConfigOptions, allRoutes: EdgeRoute[]): Promise<EdgeConfigResult> {
+  const routes = allRoutes.filter((r) => !NOT_PUBLISHED_AT_EDGE.includes(r.url));
   const dir = path.resolve(options.dir);
   const resolved = { ...options, dir };
   const crsFiles = crsRuleFiles(options.crsDir);

@@ -45,10 +45,15 @@ export async function ensureWebBuild(): Promise<void> {
   await promisify(execFile)(path.join(repoRoot, 'node_modules/.bin/vite'), ['build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { cwd: repoRoot, timeout: 120_000 });
 }
 
-export async function startBrowserNode(env: Record<string, string> = {}, kind: StoreKind = 'pglite'): Promise<BrowserNode> {
+/**
+ * `hostname`: the name in the public URL the browser opens (the node listens on 127.0.0.1 either
+ * way). 'localhost' where the page needs a secure context with a domain, as WebAuthn does: an IP
+ * address can not be a WebAuthn relying party id.
+ */
+export async function startBrowserNode(env: Record<string, string> = {}, kind: StoreKind = 'pglite', hostname: '127.0.0.1' | 'localhost' = '127.0.0.1'): Promise<BrowserNode> {
   await ensureWebBuild();
   const port = await freePort();
-  const origin = `https://127.0.0.1:${port}`;
+  const origin = `https://${hostname}:${port}`;
   // The shield on, as in production: real Chromium traffic must pass it.
   const node = await startTestNode(kind, { TELESALUD_PUBLIC_URL: origin, TELESALUD_SHIELD: 'on', ...env });
   const tls = await loadTlsMaterial({ tls: undefined, dataDir: node.config.dataDir });

@@ -2,6 +2,7 @@ import type { TFunction } from 'i18next';
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { adoptClinicTimeZone } from '../app/clinic-time.js';
 import { adminApi, adminPut } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
 
@@ -12,6 +13,9 @@ interface Policy {
   password: { minLength: number; maxLength: number; minScore: number; historySize: number; expiryDays: Record<Role, number | null>; warningDays: number; contextWords: string[] };
   mfaRequired: Record<Role, boolean>;
   sessions: { idleMinutes: Record<Role, number>; absoluteHours: number };
+  /** null: the installation's default zone (installationDefaults.clinicTimeZone). */
+  clinic: { timeZone: string | null };
+  installationDefaults?: { clinicTimeZone: string };
 }
 
 /** Form values are text while edited: an empty expiry means "never". */
@@ -25,6 +29,16 @@ interface Draft {
   idleMinutes: Record<Role, string>;
   absoluteHours: string;
   contextWords: string;
+  /** '' for the installation's default. */
+  timeZone: string;
+}
+
+/** Every IANA zone this browser knows (the server checks the choice again), UTC first, the current one kept even if unlisted. */
+function timeZoneChoices(current: string): string[] {
+  const known = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  const zones = new Set(['UTC', ...known]);
+  if (current) zones.add(current);
+  return [...zones];
 }
 
 const perRole = <T,>(f: (r: Role) => T) => Object.fromEntries(ROLES.map((r) => [r, f(r)])) as Record<Role, T>;
@@ -40,6 +54,7 @@ function toDraft(p: Policy): Draft {
     idleMinutes: perRole((r) => String(p.sessions.idleMinutes[r])),
     absoluteHours: String(p.sessions.absoluteHours),
     contextWords: p.password.contextWords.join(', '),
+    timeZone: p.clinic?.timeZone ?? '',
   };
 }
 
@@ -61,6 +76,7 @@ function fromDraft(d: Draft): unknown {
     },
     mfaRequired: d.mfaRequired,
     sessions: { idleMinutes: perRole((r) => num(d.idleMinutes[r])), absoluteHours: num(d.absoluteHours) },
+    clinic: { timeZone: d.timeZone || null },
   };
 }
 
@@ -72,6 +88,7 @@ function fieldLabel(t: TFunction, field: string): string {
   if (section === 'password' && name && ['minLength', 'minScore', 'historySize', 'warningDays', 'contextWords'].includes(name)) return t(`admin.policy.${name}`);
   if (section === 'sessions' && name === 'idleMinutes') return t('admin.policy.idleFor', { role: roleName });
   if (section === 'sessions' && name === 'absoluteHours') return t('admin.policy.absoluteHours');
+  if (section === 'clinic') return t('admin.policy.timeZone');
   if (section === 'mfaRequired') return t('admin.policy.mfaFor', { role: t(`admin.roles.${name ?? ''}`, { defaultValue: name ?? '' }) });
   return field;
 }
@@ -80,6 +97,7 @@ function fieldLabel(t: TFunction, field: string): string {
 export function PolicyPage() {
   const { t } = useTranslation();
   const [draft, setDraft] = useState<Draft>();
+  const [defaultZone, setDefaultZone] = useState<string>();
   const [error, setError] = useState<string>();
   const [issues, setIssues] = useState<{ field: string; message: string }[]>([]);
   const [saved, setSaved] = useState(false);
@@ -87,7 +105,10 @@ export function PolicyPage() {
 
   useEffect(() => {
     adminApi<Policy>('GET', '/api/admin/policy').then(
-      (p) => setDraft(toDraft(p)),
+      (p) => {
+        setDraft(toDraft(p));
+        setDefaultZone(p.installationDefaults?.clinicTimeZone);
+      },
       (err: unknown) => setError(errorMessage(t, err)),
     );
   }, [t]);
@@ -103,6 +124,8 @@ export function PolicyPage() {
       const policy = await adminPut<Policy>('/api/admin/policy', fromDraft(draft));
       setDraft(toDraft(policy));
       setSaved(true);
+      // This page's own times follow the new zone at once; other pages at their next load.
+      adoptClinicTimeZone({ clinic: { timeZone: policy.clinic.timeZone ?? policy.installationDefaults?.clinicTimeZone } });
     } catch (err) {
       if (err instanceof ApiError && err.status === 400) {
         setIssues((err.body as { issues?: { field: string; message: string }[] } | undefined)?.issues ?? []);
@@ -209,6 +232,22 @@ export function PolicyPage() {
             {numberInput(draft.absoluteHours, (v) => set({ absoluteHours: v }))}
           </label>
         </div>
+      </fieldset>
+
+      <fieldset className="panel stack">
+        <legend>{t('admin.policy.clinic')}</legend>
+        <label>
+          {t('admin.policy.timeZone')}
+          <select value={draft.timeZone} onChange={(e) => set({ timeZone: e.target.value })} aria-describedby="time-zone-hint" data-testid="policy-time-zone">
+            <option value="">{t('admin.policy.timeZoneDefault', { zone: defaultZone ?? 'UTC' })}</option>
+            {timeZoneChoices(draft.timeZone).map((zone) => (
+              <option key={zone} value={zone}>
+                {zone.replace(/_/g, ' ')}
+              </option>
+            ))}
+          </select>
+          <small id="time-zone-hint">{t('admin.policy.timeZoneHint')}</small>
+        </label>
       </fieldset>
 
       <div aria-live="polite">

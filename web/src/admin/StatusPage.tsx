@@ -21,6 +21,16 @@ interface NodeStatus {
   participants: number;
   sockets: number;
   mbitPerSecondNow: number;
+  relay?: { participantsWithMedia: number; participantsRelayed: number; mbitPerSecondNow: number };
+}
+
+/** TURN relay usage as the browsers report their media path (the service does not read coturn's own figures). */
+interface RelayUsage {
+  source: 'browsers';
+  participantsWithMedia: number;
+  participantsRelayed: number;
+  mbitPerSecondNow: number;
+  gbitToday: number;
 }
 
 interface ServiceStatus {
@@ -29,8 +39,8 @@ interface ServiceStatus {
   ready: { status: string; database: { kind: string; reachable: boolean; pingMs: number | null }; redis: 'none' | 'up' | 'down'; redisSince?: string; signaling: string };
   nodes: NodeStatus[];
   consult: { rooms: number; participants: number; waiting: number; mbitPerSecondNow: number; gbitToday: number };
-  traffic: { recent: { at: string; mbit: number }[]; days: { day: string; sentGbit: number; receivedGbit: number }[] };
-  turn: { configured: boolean; urls: string[]; relayUsage: null };
+  traffic: { recent: { at: string; mbit: number; relayedMbit: number }[]; days: { day: string; sentGbit: number; receivedGbit: number; relayedSentGbit: number; relayedReceivedGbit: number }[] };
+  turn: { configured: boolean; urls: string[]; relayUsage: RelayUsage };
 }
 
 /** /admin/status: nodes and their health, consultations, traffic, Redis and the database. Refreshes itself. */
@@ -124,18 +134,22 @@ export function StatusPage() {
             <LineChart
               testId="status-traffic-now"
               title={t('admin.status.trafficNowTitle')}
-              description={t('admin.status.trafficNowDescription', { mbit: number(status.consult.mbitPerSecondNow, 2) })}
-              points={status.traffic.recent.map((p) => ({ label: shortTime(p.at), value: p.mbit }))}
+              description={`${t('admin.status.trafficNowDescription', { mbit: number(status.consult.mbitPerSecondNow, 2) })} ${t('admin.status.trafficNowRelayed', { mbit: number(status.turn.relayUsage.mbitPerSecondNow, 2) })}`}
+              label={t('admin.status.allMedia')}
+              part={{ label: t('admin.status.relayedMedia'), className: 'series-relayed-line' }}
+              points={status.traffic.recent.map((p) => ({ label: shortTime(p.at), value: p.mbit, part: p.relayedMbit }))}
             />
             <StackedBarChart
               testId="status-traffic-days"
               title={t('admin.status.trafficDaysTitle')}
               description={t('admin.status.trafficDaysDescription', { gbit: number(status.consult.gbitToday, 3) })}
               series={[
-                { key: 'sent', label: t('admin.status.sent'), className: 'series-sent' },
+                { key: 'sentDirect', label: t('admin.status.sentDirect'), className: 'series-sent' },
+                { key: 'sentRelayed', label: t('admin.status.sentRelayed'), className: 'series-sent-relayed' },
                 { key: 'received', label: t('admin.status.received'), className: 'series-received' },
               ]}
-              points={status.traffic.days.map((d) => ({ label: shortDate(`${d.day}T00:00:00Z`, true), values: { sent: d.sentGbit, received: d.receivedGbit } }))}
+              // Sent splits into its direct and relayed parts, so the bar's height stays what was sent and received.
+              points={status.traffic.days.map((d) => ({ label: shortDate(`${d.day}T00:00:00Z`, true), values: { sentDirect: Math.max(0, d.sentGbit - d.relayedSentGbit), sentRelayed: d.relayedSentGbit, received: d.receivedGbit } }))}
             />
             <p className="muted">{t('admin.status.trafficExplain')}</p>
           </section>
@@ -153,6 +167,7 @@ export function StatusPage() {
                     <th scope="col">{t('admin.status.rooms')}</th>
                     <th scope="col">{t('admin.status.participants')}</th>
                     <th scope="col">Mbit/s</th>
+                    <th scope="col">{t('admin.status.relayNode')}</th>
                     <th scope="col">{t('admin.status.memory')}</th>
                   </tr>
                 </thead>
@@ -170,6 +185,7 @@ export function StatusPage() {
                       <td>{number(n.rooms)}</td>
                       <td>{number(n.participants)}</td>
                       <td>{number(n.mbitPerSecondNow, 2)}</td>
+                      <td>{n.relay ? t('admin.status.relayParticipantsOf', { relayed: number(n.relay.participantsRelayed), total: number(n.relay.participantsWithMedia) }) : '—'}</td>
                       <td>{t('admin.status.memoryMb', { mb: number(n.memoryMb) })}</td>
                     </tr>
                   ))}
@@ -192,7 +208,21 @@ export function StatusPage() {
             ) : (
               <p data-testid="status-turn">{t('admin.status.turnNone')}</p>
             )}
-            <p className="muted">{t('admin.status.turnUsageUnknown')}</p>
+            <ul className="tiles">
+              <li className="tile-figure" data-testid="status-relay-participants">
+                <span className="figure">{t('admin.status.relayParticipantsOf', { relayed: number(status.turn.relayUsage.participantsRelayed), total: number(status.turn.relayUsage.participantsWithMedia) })}</span>
+                <span className="figure-label">{t('admin.status.relayParticipants')}</span>
+              </li>
+              <li className="tile-figure" data-testid="status-relay-mbit">
+                <span className="figure">{number(status.turn.relayUsage.mbitPerSecondNow, 2)}</span>
+                <span className="figure-label">{t('admin.status.relayMbitNow')}</span>
+              </li>
+              <li className="tile-figure" data-testid="status-relay-gbit-today">
+                <span className="figure">{number(status.turn.relayUsage.gbitToday, 3)}</span>
+                <span className="figure-label">{t('admin.status.relayGbitToday')}</span>
+              </li>
+            </ul>
+            <p className="muted">{t('admin.status.turnUsageFromBrowsers')}</p>
           </section>
         </>
       )}

@@ -4,6 +4,7 @@ import type { Account } from '../auth/session.js';
 import { adminApi } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
 import { dateTime } from './format.js';
+import { PendingInvitations } from './PendingInvitations.js';
 
 const ROLES = ['clinician', 'admin', 'patient'] as const;
 
@@ -34,6 +35,8 @@ export function UsersPage({ self }: { self: Account }) {
   const [error, setError] = useState<string>();
   const [notice, setNotice] = useState<string>();
   const [busy, setBusy] = useState(false);
+  // Bumped by each new invitation, so the pending list shows it.
+  const [invitationsVersion, setInvitationsVersion] = useState(0);
   // The search text applies when the form is sent, the selects at once: load reads the text from here.
   const query = useRef('');
   query.current = q;
@@ -74,7 +77,13 @@ export function UsersPage({ self }: { self: Account }) {
   return (
     <div className="stack">
       <h1>{t('admin.users.title')}</h1>
-      <InviteForm onInvited={() => void load()} />
+      <InviteForm
+        onInvited={() => {
+          void load();
+          setInvitationsVersion((v) => v + 1);
+        }}
+      />
+      <PendingInvitations refreshKey={invitationsVersion} />
 
       <section className="panel stack" aria-labelledby="accounts-heading">
         <h2 id="accounts-heading">{t('admin.users.accounts')}</h2>

@@ -141,16 +141,20 @@ export function StackedBarChart({ title, description, series, points, testId, in
   );
 }
 
-/** One value over time as a line with its area (e.g. Mbit/s of the last half hour). */
-export function LineChart({ title, description, points, testId }: { title: string; description: string; points: { label: string; value: number }[]; testId?: string }) {
+/**
+ * One value over time as a line with its area (e.g. Mbit/s of the last half hour); optionally a
+ * part of it as a second line (`part`: e.g. the Mbit/s through TURN), with a legend naming both.
+ */
+export function LineChart({ title, description, points, testId, label, part }: { title: string; description: string; points: { label: string; value: number; part?: number }[]; testId?: string; label?: string; part?: Omit<Series, 'key'> }) {
   const id = useId();
-  const max = niceMax(Math.max(0, ...points.map((p) => p.value)));
+  const max = niceMax(Math.max(0, ...points.map((p) => Math.max(p.value, p.part ?? 0))));
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
   const x = (i: number) => PAD.left + (points.length > 1 ? (plotW * i) / (points.length - 1) : plotW / 2);
   const y = (v: number) => PAD.top + plotH - (plotH * v) / max;
   const line = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
   const area = points.length ? `${line} L${x(points.length - 1).toFixed(1)},${PAD.top + plotH} L${x(0).toFixed(1)},${PAD.top + plotH} Z` : '';
+  const partLine = part ? points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(p.part ?? 0).toFixed(1)}`).join(' ') : '';
   return (
     <figure className="chart" data-testid={testId}>
       <svg className="chart-plot" viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby={`${id}-t ${id}-d`} preserveAspectRatio="xMidYMid meet">
@@ -159,6 +163,7 @@ export function LineChart({ title, description, points, testId }: { title: strin
         <Axis max={max} />
         {points.length > 0 && <path d={area} className="chart-area" />}
         {points.length > 0 && <path d={line} className="chart-line" />}
+        {part && points.length > 0 && <path d={partLine} className={`chart-line-part ${part.className}`} />}
         {points.map((p, i) =>
           showLabel(i, points.length) ? (
             <text key={i} x={x(i)} y={H - PAD.bottom + 16} textAnchor={i === points.length - 1 && points.length > 1 ? 'end' : i === 0 ? 'start' : 'middle'} className="chart-label">
@@ -167,6 +172,21 @@ export function LineChart({ title, description, points, testId }: { title: strin
           ) : null,
         )}
       </svg>
+      {part && (
+        <figcaption className="chart-legend">
+          {[
+            { label: label ?? title, className: 'chart-line' },
+            { label: part.label, className: `chart-line-part ${part.className}` },
+          ].map((s) => (
+            <span key={s.className} className="legend-item">
+              <svg width="16" height="12" aria-hidden="true" focusable="false">
+                <line x1="0" x2="16" y1="6" y2="6" className={s.className} />
+              </svg>
+              {s.label}
+            </span>
+          ))}
+        </figcaption>
+      )}
     </figure>
   );
 }

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { navigate, safeNext } from '../app/navigation.js';
-import { signIn, type SignInResult } from './session.js';
+import { signInStep, signInWithPasskey, type SignInResult } from './session.js';
 
 export function SignInPage() {
   const { t } = useTranslation();
@@ -9,18 +9,34 @@ export function SignInPage() {
   const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
   const [busy, setBusy] = useState(false);
-  const [result, setResult] = useState<SignInResult | undefined>();
+  const [result, setResult] = useState<SignInResult | 'cancelled' | undefined>();
+  // Set by a right password on an account with a passkey: the second step can be that passkey.
+  const [passkeyOptions, setPasskeyOptions] = useState<Record<string, unknown>>();
+
+  const done = () => navigate(safeNext(new URLSearchParams(location.search).get('next')), true);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
     setBusy(true);
-    const outcome = await signIn(email.trim(), password, code.trim());
+    const step = await signInStep(email.trim(), password, code.trim());
     setBusy(false);
-    setResult(outcome);
-    if (outcome === 'signed-in') navigate(safeNext(new URLSearchParams(location.search).get('next')), true);
+    setResult(step.result);
+    setPasskeyOptions(step.passkeyOptions);
+    if (step.result === 'signed-in') done();
   }
 
-  const message = result === 'mfa-required' ? t('signIn.mfa') : result === 'throttled' ? t('signIn.throttled') : result === 'refused' ? t('signIn.failed') : result === 'network' ? t('signIn.network') : undefined;
+  async function usePasskey() {
+    if (!passkeyOptions) return;
+    setBusy(true);
+    const outcome = await signInWithPasskey(passkeyOptions);
+    setBusy(false);
+    // Each challenge is good for one try: after any answer, the password step starts again.
+    setPasskeyOptions(undefined);
+    setResult(outcome);
+    if (outcome === 'signed-in') done();
+  }
+
+  const message = result === 'mfa-required' ? t(passkeyOptions ? 'signIn.mfaOrPasskey' : 'signIn.mfa') : result === 'cancelled' ? t('signIn.passkeyCancelled') : result === 'throttled' ? t('signIn.throttled') : result === 'refused' ? t('signIn.failed') : result === 'network' ? t('signIn.network') : undefined;
   return (
     <main className="narrow">
       <h1>{t('signIn.title')}</h1>
@@ -46,6 +62,11 @@ export function SignInPage() {
         <button type="submit" className="primary" disabled={busy}>
           {busy ? t('signIn.busy') : t('signIn.submit')}
         </button>
+        {passkeyOptions && (
+          <button type="button" className="primary" disabled={busy} onClick={() => void usePasskey()} data-testid="sign-in-passkey">
+            {t('signIn.usePasskey')}
+          </button>
+        )}
       </form>
       <p>
         <a href="/privacy" data-testid="privacy-link">{t('privacy.link')}</a>

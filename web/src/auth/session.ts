@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { ApiError, api, backToSignIn } from '../app/api.js';
+import { adoptClinicTimeZone } from '../app/clinic-time.js';
 
 export interface Account {
   id: string;
@@ -12,7 +13,9 @@ export interface Account {
 export async function currentSession(): Promise<Account | undefined> {
   try {
     // api() keeps the session's CSRF token for the page's next change.
-    const session = await api<{ account: Account; csrfToken: string }>('GET', '/api/auth/session');
+    const session = await api<{ account: Account; csrfToken: string; clinic?: { timeZone: string } }>('GET', '/api/auth/session');
+    // Before the page renders any time: they are all shown in the clinic's zone.
+    adoptClinicTimeZone(session);
     return session.account;
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return undefined;
@@ -23,14 +26,47 @@ export async function currentSession(): Promise<Account | undefined> {
 export type SignInResult = 'signed-in' | 'mfa-required' | 'throttled' | 'refused' | 'network';
 
 export async function signIn(email: string, password: string, code: string): Promise<SignInResult> {
+  return (await signInStep(email, password, code)).result;
+}
+
+/**
+ * The password step of a sign-in, with what the second step needs: when the account has a
+ * passkey, the right password's `mfa-required` answer carries the options for it.
+ */
+export async function signInStep(email: string, password: string, code: string): Promise<{ result: SignInResult; passkeyOptions?: Record<string, unknown> }> {
   try {
     await api('POST', '/api/auth/sign-in', { email, password, ...(code ? { code } : {}) });
+    return { result: 'signed-in' };
+  } catch (err) {
+    if (!(err instanceof ApiError)) return { result: 'network' };
+    if (err.code === 'mfa-required') {
+      const options = (err.body as { passkeyOptions?: Record<string, unknown> } | undefined)?.passkeyOptions;
+      return { result: 'mfa-required', ...(options ? { passkeyOptions: options } : {}) };
+    }
+    if (err.status === 429) return { result: 'throttled' };
+    return { result: 'refused' };
+  }
+}
+
+/**
+ * The passkey step: the browser asks the authenticator (fingerprint, face, PIN) to sign the
+ * challenge, and the node checks it. 'cancelled' when the user or the browser gave up.
+ */
+export async function signInWithPasskey(options: Record<string, unknown>): Promise<SignInResult | 'cancelled'> {
+  // Loaded only when used: most sign-ins never touch a passkey.
+  const { startAuthentication } = await import('@simplewebauthn/browser');
+  let response;
+  try {
+    response = await startAuthentication({ optionsJSON: options as never });
+  } catch {
+    return 'cancelled';
+  }
+  try {
+    await api('POST', '/api/auth/passkeys/authenticate/verify', { response });
     return 'signed-in';
   } catch (err) {
     if (!(err instanceof ApiError)) return 'network';
-    if (err.code === 'mfa-required') return 'mfa-required';
-    if (err.status === 429) return 'throttled';
-    return 'refused';
+    return err.status === 429 ? 'throttled' : 'refused';
   }
 }
 

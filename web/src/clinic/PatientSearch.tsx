@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { navigate } from '../app/navigation.js';
-import { personName, search, type Resource } from './fhir.js';
+import { ApiError } from '../app/api.js';
+import { call, personName, search, type Resource } from './fhir.js';
 import { ErrorLine, errorText, formatDate, Link, Loading } from './ui.js';
 
 const RECORD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -100,6 +101,7 @@ export function PatientSearch() {
           </div>
         )}
       </section>
+      <EmergencyLookup />
       <section className="panel stack" aria-labelledby="emergency-title">
         <h2 id="emergency-title">{t('clinic.patients.emergencyTitle')}</h2>
         <p>{t('clinic.patients.emergencyHelp')}</p>
@@ -115,5 +117,101 @@ export function PatientSearch() {
         <ErrorLine error={recordError} />
       </section>
     </main>
+  );
+}
+
+interface EmergencyMatch {
+  id: string;
+  name: string;
+  birthDate?: string;
+  identifiers: { kind: 'mrn' | 'national-id' | 'other'; last: string }[];
+}
+
+/**
+ * The emergency lookup (POST /api/access/emergency-lookup): a patient outside the clinician's
+ * care, found only by exact criteria, shown only as who they are, and opened through the
+ * chart's break-the-glass step (reason and re-authentication). The normal search above stays
+ * limited to patients in care.
+ */
+function EmergencyLookup() {
+  const { t, i18n } = useTranslation();
+  const [identifier, setIdentifier] = useState('');
+  const [family, setFamily] = useState('');
+  const [birthDate, setBirthDate] = useState('');
+  const [answer, setAnswer] = useState<{ matches: EmergencyMatch[]; tooMany: boolean }>();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string>();
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setError(undefined);
+    setAnswer(undefined);
+    const byIdentifier = identifier.trim() !== '';
+    const byName = family.trim() !== '' || birthDate !== '';
+    if (byIdentifier && byName) return setError(t('clinic.patients.lookup.notBoth'));
+    if (!byIdentifier && !(family.trim() && birthDate)) return setError(t('clinic.patients.lookup.needCriteria'));
+    setBusy(true);
+    try {
+      const body = byIdentifier ? { identifier: identifier.trim() } : { family: family.trim(), birthDate };
+      setAnswer(await call<{ matches: EmergencyMatch[]; tooMany: boolean }>('POST', '/api/access/emergency-lookup', { body, contentType: 'application/json' }));
+    } catch (err) {
+      setError(err instanceof ApiError && err.status === 429 ? t('clinic.patients.lookup.throttled') : errorText(t, err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section className="panel stack" aria-labelledby="emergency-lookup-title" data-testid="emergency-lookup">
+      <h2 id="emergency-lookup-title">{t('clinic.patients.lookup.title')}</h2>
+      <p>{t('clinic.patients.lookup.help')}</p>
+      <form className="stack" onSubmit={(e) => void submit(e)}>
+        <label>
+          {t('clinic.patients.lookup.identifier')}
+          <input type="text" autoComplete="off" spellCheck={false} value={identifier} onChange={(e) => setIdentifier(e.target.value)} data-testid="lookup-identifier" />
+        </label>
+        <p className="muted">{t('clinic.patients.lookup.or')}</p>
+        <div className="fields">
+          <label>
+            {t('clinic.patients.lookup.family')}
+            <input type="text" autoComplete="off" spellCheck={false} value={family} onChange={(e) => setFamily(e.target.value)} data-testid="lookup-family" />
+          </label>
+          <label>
+            {t('clinic.patients.lookup.birthdate')}
+            <input type="date" value={birthDate} onChange={(e) => setBirthDate(e.target.value)} data-testid="lookup-birthdate" />
+          </label>
+        </div>
+        <button type="submit" disabled={busy} data-testid="lookup-submit">
+          {t('clinic.patients.lookup.submit')}
+        </button>
+      </form>
+      <ErrorLine error={error} testId="lookup-error" />
+      {busy && <Loading />}
+      {answer && (
+        <div aria-live="polite">
+          {answer.tooMany ? (
+            <p data-testid="lookup-too-many">{t('clinic.patients.lookup.tooMany')}</p>
+          ) : answer.matches.length === 0 ? (
+            <p data-testid="lookup-none">{t('clinic.patients.lookup.none')}</p>
+          ) : (
+            <>
+              <p>{t('clinic.patients.lookup.results', { count: answer.matches.length })}</p>
+              <ul className="result-list" data-testid="lookup-results">
+                {answer.matches.map((m) => (
+                  <li key={m.id} data-testid="lookup-match">
+                    <strong>{m.name}</strong>{' '}
+                    <span className="muted">{m.birthDate ? t('clinic.patients.lookup.born', { date: formatDate(m.birthDate, i18n.language) }) : t('clinic.patients.lookup.noBirthDate')}</span>{' '}
+                    <span className="muted">{m.identifiers.map((i) => t(`clinic.patients.lookup.identifierEnding.${i.kind}`, { last: i.last })).join(' · ')}</span>{' '}
+                    <Link to={`/clinic/patients/${m.id}`} className="danger" testId="lookup-open">
+                      {t('clinic.patients.lookup.open')}
+                    </Link>
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </div>
+      )}
+    </section>
   );
 }

@@ -3,7 +3,8 @@ import { useTranslation } from 'react-i18next';
 import { consultationMode } from '../../../src/records/telesalud-codes.js';
 import { call, personName, search, type Resource } from './fhir.js';
 import type { Clinician } from './ClinicApp.js';
-import { clinicTimeZone, ErrorLine, errorText, formatTime, Link, Loading } from './ui.js';
+import { clinicDayKey, formatClinicTime } from '../app/clinic-time.js';
+import { ErrorLine, errorText, formatTime, Link, Loading } from './ui.js';
 
 /** How often the schedule asks who is waiting: often enough that nobody waits unseen for long. */
 const POLL_MS = 10_000;
@@ -25,9 +26,7 @@ interface Row {
 
 /** YYYY-MM-DD of an instant in the clinic's time zone. */
 function dayOf(date: Date): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: clinicTimeZone(), year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(date);
-  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
-  return `${get('year')}-${get('month')}-${get('day')}`;
+  return clinicDayKey(date);
 }
 
 /**
@@ -134,7 +133,7 @@ export function SchedulePage({ clinician }: { clinician: Clinician }) {
       )}
       {refreshedAt && (
         <p className="muted" role="status">
-          {t('clinic.schedule.refreshed', { time: new Date(refreshedAt).toLocaleTimeString(i18n.language, { hour: '2-digit', minute: '2-digit', second: '2-digit', timeZone: clinicTimeZone() }) })}
+          {t('clinic.schedule.refreshed', { time: formatClinicTime(refreshedAt, i18n.language, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) })}
         </p>
       )}
     </main>
@@ -150,7 +149,7 @@ function ScheduleRow({ row, room }: { row: Row; room: WaitingRoom | undefined })
   const first = waiting[0];
   return (
     <li className={`schedule-item panel${waiting.length ? ' has-waiting' : ''}`} data-testid="appointment-row" data-appointment-id={appointment.id} data-waiting={waiting.length}>
-      <div className="schedule-time">{t('clinic.schedule.time', { start: formatTime(appointment.start, i18n.language), end: formatTime(appointment.end, i18n.language) })}</div>
+      <div className="schedule-time">{t('clinic.schedule.time', { start: formatTime(appointment.start, i18n.language), end: formatTime(appointment.end, i18n.language, true) })}</div>
       <div className="stack tight">
         <div className="row">
           <strong>{row.patientName}</strong>

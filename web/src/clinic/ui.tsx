@@ -3,25 +3,27 @@ import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
+import { clinicZoneName, formatClinicTime } from '../app/clinic-time.js';
 
-/** The clinic's time zone: the API gives none yet, so the browser's (the clinician's own device). */
-export const clinicTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;
+/** Times below are on the clinic's clock, as the session names it (app/clinic-time.ts); the language is the clinician's. */
 
-export function formatTime(iso: string | undefined, language: string): string {
+/** hh:mm on the clinic's clock; `withZone` adds the zone's abbreviation where the hour could be misread (appointments). */
+export function formatTime(iso: string | undefined, language: string, withZone = false): string {
   if (!iso) return '';
-  return new Date(iso).toLocaleTimeString(language, { hour: '2-digit', minute: '2-digit', timeZone: clinicTimeZone() });
+  const time = formatClinicTime(iso, language, { hour: '2-digit', minute: '2-digit' });
+  return withZone ? `${time} ${clinicZoneName(iso, language)}` : time;
 }
 
 export function formatDate(iso: string | undefined, language: string): string {
   if (!iso) return '';
   // A bare date (birthDate, onset) is a calendar day, not an instant: no time zone shift.
   if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return new Date(`${iso}T12:00:00Z`).toLocaleDateString(language, { dateStyle: 'medium', timeZone: 'UTC' });
-  return new Date(iso).toLocaleDateString(language, { dateStyle: 'medium', timeZone: clinicTimeZone() });
+  return formatClinicTime(iso, language, { dateStyle: 'medium' });
 }
 
 export function formatDateTime(iso: string | undefined, language: string): string {
   if (!iso) return '';
-  return new Date(iso).toLocaleString(language, { dateStyle: 'medium', timeStyle: 'short', timeZone: clinicTimeZone() });
+  return formatClinicTime(iso, language, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 export function formatNumber(value: number, language: string): string {

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { ParticipantInfo } from '../../../src/consult/signaling-protocol.js';
 import { api } from '../app/api.js';
+import { formatClinicTime } from '../app/clinic-time.js';
 
 /** The host's waiting room: who waits, whether their browser encrypts, admit or decline; and guest invitations. */
 export function HostPanel({ appointmentId, lobby, onAdmit, onDecline }: { appointmentId: string | undefined; lobby: ParticipantInfo[]; onAdmit(id: string): void; onDecline(id: string): void }) {
@@ -76,7 +77,7 @@ function GuestInvite({ appointmentId }: { appointmentId: string }) {
           >
             {copied ? t('consult.copied') : t('consult.copy')}
           </button>
-          <small>{t('consult.linkExpires', { time: new Date(link.expiresAt).toLocaleTimeString(i18n.language, { hour: '2-digit', minute: '2-digit' }) })}</small>
+          <small>{t('consult.linkExpires', { time: formatClinicTime(link.expiresAt, i18n.language, { hour: '2-digit', minute: '2-digit' }) })}</small>
         </div>
       )}
     </div>

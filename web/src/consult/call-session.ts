@@ -3,7 +3,7 @@
  * the local media and the quality loop, with one snapshot of state the UI renders. The UI
  * never touches WebRTC; it calls the methods here and re-renders on `change`.
  */
-import type { JoinTarget, ParticipantInfo, ServerMessage, SignalingErrorCode } from '../../../src/consult/signaling-protocol.js';
+import { MAX_PARTICIPANTS, type JoinTarget, type ParticipantInfo, type ServerMessage, type SignalingErrorCode } from '../../../src/consult/signaling-protocol.js';
 import { FallbackController, LinkStatsReader, applyVideoStep, type FallbackStep, type LinkSample, type QualityLevel } from './connection-quality.js';
 import { fromBase64Url, toBase64Url } from './e2ee/base64url.js';
 import { e2eeMethod } from './e2ee/e2ee-support.js';
@@ -412,13 +412,37 @@ export class CallSession extends TypedEmitter<{ change: [CallState] }> {
     if (now - this.lastTrafficReport < TRAFFIC_REPORT_EVERY_MS) return;
     let sentBytes = 0;
     let receivedBytes = 0;
-    for (const reader of this.stats.values()) {
+    let relayedSentBytes = 0;
+    let relayedReceivedBytes = 0;
+    let links = 0;
+    let relayedLinks = 0;
+    for (const [id, reader] of this.stats) {
       sentBytes += reader.unreportedSent;
       receivedBytes += reader.unreportedReceived;
+      relayedSentBytes += reader.unreportedRelayedSent;
+      relayedReceivedBytes += reader.unreportedRelayedReceived;
+      // The path now, of the links connected now: which ones the administrators' "relay usage" counts.
+      if (this.links.get(id)?.state === 'connected' && reader.path) {
+        links++;
+        if (reader.path === 'relay') relayedLinks++;
+      }
     }
     const intervalMs = Math.min(60_000, Math.round(now - this.lastTrafficReport));
-    if (this.signaling?.send({ type: 'stats', sentBytes: Math.min(sentBytes, 8e9), receivedBytes: Math.min(receivedBytes, 8e9), intervalMs })) {
-      for (const reader of this.stats.values()) reader.unreportedSent = reader.unreportedReceived = 0;
+    // Parts never above their wholes, wholes never above the protocol's bounds: the server refuses either.
+    const sent = Math.min(sentBytes, 8e9);
+    const received = Math.min(receivedBytes, 8e9);
+    const report = {
+      type: 'stats' as const,
+      sentBytes: sent,
+      receivedBytes: received,
+      intervalMs,
+      links: Math.min(links, MAX_PARTICIPANTS - 1),
+      relayedLinks: Math.min(relayedLinks, links, MAX_PARTICIPANTS - 1),
+      relayedSentBytes: Math.min(relayedSentBytes, sent),
+      relayedReceivedBytes: Math.min(relayedReceivedBytes, received),
+    };
+    if (this.signaling?.send(report)) {
+      for (const reader of this.stats.values()) reader.unreportedSent = reader.unreportedReceived = reader.unreportedRelayedSent = reader.unreportedRelayedReceived = 0;
       this.lastTrafficReport = now;
     }
   }

@@ -33,12 +33,36 @@ export function levelOf(loss: number, rttMs: number | undefined): QualityLevel {
   return 'good';
 }
 
+/** How a link's media travels: straight between the browsers (host, srflx, prflx) or through a TURN relay. */
+export type MediaPath = 'direct' | 'relay';
+
+/**
+ * The path of the candidate pair the connection uses: the transport's selectedCandidatePairId
+ * (Chromium, Safari), else the pair flagged `selected` (Firefox), else a nominated, succeeded pair.
+ * Relayed when either end's candidate is a `relay` one (ours or the peer's allocation).
+ */
+export function selectedPath(report: RTCStatsReport): MediaPath | undefined {
+  const all: Record<string, unknown>[] = [];
+  report.forEach((s: Record<string, unknown>) => all.push(s));
+  const pairs = all.filter((s) => s.type === 'candidate-pair');
+  const selectedId = all.find((s) => s.type === 'transport' && typeof s.selectedCandidatePairId === 'string')?.selectedCandidatePairId;
+  const pair = (selectedId !== undefined ? pairs.find((p) => p.id === selectedId) : undefined) ?? pairs.find((p) => p.selected === true) ?? pairs.find((p) => p.nominated === true && p.state === 'succeeded');
+  if (!pair) return undefined;
+  const typeOf = (id: unknown) => (typeof id === 'string' ? (report.get(id) as Record<string, unknown> | undefined)?.candidateType : undefined);
+  return typeOf(pair.localCandidateId) === 'relay' || typeOf(pair.remoteCandidateId) === 'relay' ? 'relay' : 'direct';
+}
+
 /** Reads one connection's stats and turns counters into rates since the previous read. */
 export class LinkStatsReader {
   private previous: Counters | undefined;
   /** Transport bytes since the last traffic report, for the `stats` message. */
   unreportedSent = 0;
   unreportedReceived = 0;
+  /** Of those, the bytes of samples taken while the link ran over a TURN relay. */
+  unreportedRelayedSent = 0;
+  unreportedRelayedReceived = 0;
+  /** The path of the selected candidate pair at the last sample; undefined while none is selected. */
+  path: MediaPath | undefined;
 
   async sample(pc: RTCPeerConnection): Promise<LinkSample> {
     const report = await pc.getStats();
@@ -46,6 +70,7 @@ export class LinkStatsReader {
     let remoteLoss = 0;
     let remoteLossCount = 0;
     let rtt: number | undefined;
+    this.path = selectedPath(report);
     report.forEach((s: Record<string, unknown>) => {
       if (s.type === 'transport') {
         now.bytesSent += Number(s.bytesSent ?? 0);
@@ -70,6 +95,11 @@ export class LinkStatsReader {
     const received = Math.max(0, now.bytesReceived - prev.bytesReceived);
     this.unreportedSent += sent;
     this.unreportedReceived += received;
+    // The interval is counted on the path the link has now: a path changes rarely within a call.
+    if (this.path === 'relay') {
+      this.unreportedRelayedSent += sent;
+      this.unreportedRelayedReceived += received;
+    }
     const lost = Math.max(0, now.packetsLost - prev.packetsLost);
     const got = Math.max(0, now.packetsReceived - prev.packetsReceived);
     const inboundLoss = lost + got > 0 ? lost / (lost + got) : 0;

@@ -11,6 +11,9 @@ export const en = {
     failed: 'Sign-in failed: check your email, password and code.',
     mfa: 'Enter the code from your authenticator app.',
     throttled: 'Too many attempts from here. Wait a few minutes and try again.',
+    mfaOrPasskey: 'Enter the code from your authenticator app, or use your passkey.',
+    usePasskey: 'Use my passkey',
+    passkeyCancelled: 'The passkey was not used. Sign in again with your password to try once more.',
     network: 'Could not reach telesalud. Check your connection and try again.',
   },
   consult: {

@@ -13,6 +13,9 @@ export const es: Messages = {
     failed: 'No se pudo iniciar sesión: revise su correo, contraseña y código.',
     mfa: 'Escriba el código de su aplicación de autenticación.',
     throttled: 'Demasiados intentos desde aquí. Espere unos minutos y vuelva a intentarlo.',
+    mfaOrPasskey: 'Escriba el código de su aplicación de autenticación, o use su llave de acceso.',
+    usePasskey: 'Usar mi llave de acceso',
+    passkeyCancelled: 'No se usó la llave de acceso. Vuelva a iniciar sesión con su contraseña para intentarlo de nuevo.',
     network: 'No se pudo conectar con telesalud. Revise su conexión y vuelva a intentarlo.',
   },
   consult: {

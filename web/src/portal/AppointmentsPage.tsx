@@ -3,7 +3,7 @@ import { useTranslation } from 'react-i18next';
 import { navigate } from '../app/navigation.js';
 import { bookingFor, CANCELLABLE, isTelehealth, loadAppointments, loadFreeSlots, loadOffers, practitionerOf, type Appointment, type MyAppointments, type Offer, type Slot } from './appointments.js';
 import { explain } from './explain.js';
-import { formatDateTime, formatDay, formatTime, isSameDay, localDayKey } from './format.js';
+import { formatAppointmentTime, formatDay, formatTime, isSameDay, localDayKey, zoneAbbreviation } from './format.js';
 import { call, updateResource } from './portal-api.js';
 
 /** /portal: what is coming, what has been, booking, cancelling, rescheduling and joining. */
@@ -68,7 +68,7 @@ export function AppointmentsPage({ patientRef }: { patientRef: string }) {
         <ul className="cards" data-testid="past">
           {data?.past.map((a) => (
             <li key={a.id} className="card" data-testid="past-appointment">
-              <p className="when">{formatDateTime(a.start)}</p>
+              <p className="when">{formatAppointmentTime(a.start)}</p>
               <p>{name(a)}</p>
               <p className="hint">{t(`portal.appointments.status.${a.status}`, { defaultValue: a.status })}</p>
             </li>
@@ -86,7 +86,7 @@ function UpcomingCard({ appointment: a, clinician, onCancel, onReschedule }: { a
   const telehealth = isTelehealth(a);
   return (
     <li className="card stack" data-testid="upcoming-appointment" data-id={a.id}>
-      <p className="when">{formatDateTime(a.start)}</p>
+      <p className="when">{formatAppointmentTime(a.start)}</p>
       <p>
         {clinician} · {telehealth ? t('portal.appointments.video') : t('portal.appointments.inPerson')}
       </p>
@@ -157,10 +157,10 @@ function BookingPanel({ patientRef, replacing, onClose }: { patientRef: string; 
           await updateResource({ ...replacing, status: 'cancelled' });
         } catch {
           // The new time is held: say so plainly, and leave the old one on the list to cancel by hand.
-          return onClose(t('portal.booking.oldNotCancelled', { when: formatDateTime(chosen.start) }));
+          return onClose(t('portal.booking.oldNotCancelled', { when: formatAppointmentTime(chosen.start) }));
         }
       }
-      onClose(t(replacing ? 'portal.booking.rescheduled' : 'portal.booking.booked', { when: formatDateTime(chosen.start) }));
+      onClose(t(replacing ? 'portal.booking.rescheduled' : 'portal.booking.booked', { when: formatAppointmentTime(chosen.start) }));
     } catch (err) {
       setError(explain(t, err));
       // Someone else may have taken it: show what is free now.
@@ -181,7 +181,7 @@ function BookingPanel({ patientRef, replacing, onClose }: { patientRef: string; 
   return (
     <section className="panel stack booking" aria-labelledby="booking-title" data-testid="booking">
       <h2 id="booking-title" tabIndex={-1} ref={heading}>{replacing ? t('portal.booking.rescheduleTitle') : t('portal.booking.title')}</h2>
-      {replacing && <p>{t('portal.booking.replacing', { when: formatDateTime(replacing.start) })}</p>}
+      {replacing && <p>{t('portal.booking.replacing', { when: formatAppointmentTime(replacing.start) })}</p>}
       {!offers && !error && <p aria-busy="true">{t('portal.loading')}</p>}
       {offers && offers.length === 0 && <p>{t('portal.booking.noClinicians')}</p>}
       {offers && offers.length > 0 && (
@@ -199,7 +199,9 @@ function BookingPanel({ patientRef, replacing, onClose }: { patientRef: string; 
       {slots && slots.length === 0 && <p data-testid="no-slots">{t('portal.booking.noSlots')}</p>}
       {[...days].map(([day, list]) => (
         <fieldset key={day} className="slots">
-          <legend>{formatDay(list[0]!.start)}</legend>
+          <legend>
+            {formatDay(list[0]!.start)} · {zoneAbbreviation(list[0]!.start)}
+          </legend>
           <div className="slot-grid">
             {list.map((slot) => (
               <button type="button" key={slot.id} aria-pressed={chosen?.id === slot.id} onClick={() => setChosen(slot)} data-testid="slot" data-start={slot.start}>
@@ -211,7 +213,7 @@ function BookingPanel({ patientRef, replacing, onClose }: { patientRef: string; 
       ))}
       {chosen && (
         <div className="stack confirm" data-testid="booking-confirm">
-          <p role="status">{t('portal.booking.chosen', { when: formatDateTime(chosen.start) })}</p>
+          <p role="status">{t('portal.booking.chosen', { when: formatAppointmentTime(chosen.start) })}</p>
           <label>
             {t('portal.booking.reason')}
             <textarea value={reason} maxLength={500} rows={2} onChange={(e) => setReason(e.target.value)} data-testid="booking-reason" />

@@ -210,6 +210,7 @@ export const portalEn = {
       'consult-join': 'joined a video call',
       'consult-end': 'ended a video call',
       'invitation-created': 'invited you',
+      'invitation-revoked': 'withdrew your invitation',
       'audit-search': 'looked at the access log',
     },
     types: {
@@ -483,6 +484,7 @@ export const portalEs: Widen<typeof portalEn> = {
       'consult-join': 'entró en una videollamada',
       'consult-end': 'terminó una videollamada',
       'invitation-created': 'le invitó',
+      'invitation-revoked': 'retiró su invitación',
       'audit-search': 'consultó el registro de accesos',
     },
     types: {

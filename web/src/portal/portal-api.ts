@@ -1,4 +1,5 @@
 import { ApiError, backToSignIn, failure, request, send, type Method } from '../app/api.js';
+import { adoptClinicTimeZone } from '../app/clinic-time.js';
 
 /**
  * The portal's calls (app/api.ts underneath). Any 401 sends the patient to sign in and back to
@@ -47,7 +48,10 @@ export interface SessionInfo {
 /** The signed-in session, or undefined when there is none (no redirect: the caller decides). */
 export async function portalSession(): Promise<SessionInfo | undefined> {
   try {
-    return await request<SessionInfo>('GET', '/api/auth/session');
+    const session = await request<SessionInfo>('GET', '/api/auth/session');
+    // Before the page renders any time: they are all shown in the clinic's zone.
+    adoptClinicTimeZone(session);
+    return session;
   } catch (err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return undefined;
     throw err;

@@ -1,0 +1,45 @@
+import os from 'node:os';
+import type { Kysely } from 'kysely';
+import { pino } from 'pino';
+import { AuditLog } from '../audit/audit-log.js';
+import type { Database } from '../db/schema.js';
+
+/**
+ * A backup reads every record: it is an audit event (`export` of the whole database), with who
+ * ran it — the operating-system account, which is the person behind `system:backup` — and
+ * how (`cli` on a stopped embedded database or PostgreSQL, `admin-socket` through the running
+ * node). Counts only, never content.
+ */
+export interface BackupEvent {
+  outcome: 'success' | 'failed';
+  via: 'cli' | 'admin-socket';
+  detail: Record<string, unknown>;
+}
+
+const quiet = pino({ level: 'silent' });
+
+function operatingSystemUser(): string | undefined {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Appended and committed before returning. */
+export async function recordBackupEvent(db: Kysely<Database>, event: BackupEvent): Promise<void> {
+  const osUser = operatingSystemUser();
+  const log = new AuditLog(db, quiet);
+  await db.transaction().execute((tx) =>
+    log.recordIn(tx, [
+      {
+        actor: 'system:backup',
+        action: 'export',
+        outcome: event.outcome,
+        source: event.via,
+        requestId: 'backup',
+        detail: { scope: 'whole-database', ...event.detail, ...(osUser ? { osUser } : {}), host: os.hostname() },
+      },
+    ]),
+  );
+}

@@ -1,0 +1,27 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../server/app-context.js';
+
+/**
+ * The node's half of letting HAProxy keep its connections to the nodes (`http-reuse safe`,
+ * src/cluster/haproxy-config.ts). The one hazard of a kept connection is a race: HAProxy sends
+ * a request on an idle connection at the moment the node closes it, and the request is lost.
+ * So the node never closes an idle connection HAProxy may still pick:
+ *
+ * - Idle timeout: HAProxy has no idle timeout of its own for server connections; it closes the
+ *   ones it does not need a few `pool-purge-delay` periods (5 s each) after a burst, so an
+ *   idle connection can live 15–60 s there (15 s measured for one). The node keeps an idle
+ *   connection for KEEP_ALIVE_TIMEOUT_MS (Node adds 1 s more), well past that: HAProxy is
+ *   always the side that closes an idle connection, and it never reuses one it has closed.
+ * - Draining: from SIGTERM every response says `Connection: close`, so no connection goes back
+ *   to HAProxy's idle pool; connections that were already idle are closed only when the node
+ *   stops listening, after TELESALUD_DRAIN_DELAY_MS, by when HAProxy has seen `/readyz` answer
+ *   503 (fall × inter) and sends the node nothing more. Requests that still arrive on a
+ *   connection after that get a 503 that was never acted on, which HAProxy retries elsewhere.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
+export function closeConnectionsWhileDraining(app: FastifyInstance, ctx: Pick<AppContext, 'lifecycle'>): void {
+  app.addHook('onSend', async (_request, reply) => {
+    if (ctx.lifecycle.draining) reply.header('connection', 'close');
+  });
+}
