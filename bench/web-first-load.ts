@@ -65,6 +65,8 @@ export interface WebFigures {
   portal: PageLoad[];
   scripts: ScriptLoad[];
   runsWanted: number;
+  /** The machine's 1-minute load average when the runs began and ended: other work inflates every figure. */
+  loadAverage: [number, number];
 }
 
 /**
@@ -120,7 +122,7 @@ export async function benchWebFirstLoad(options: WebBenchOptions): Promise<WebFi
   try {
     const demo = JSON.parse(await readFile(path.join(dataDir, 'demo-accounts.json'), 'utf8')) as { patient: { email: string; password: string } };
     browser = await launchChromium();
-    const figures: WebFigures = { signIn: [], portal: [], scripts: [], runsWanted: options.runs };
+    const figures: WebFigures = { signIn: [], portal: [], scripts: [], runsWanted: options.runs, loadAverage: [os.loadavg()[0]!, 0] };
     const fresh = async () => browser!.newContext({ ignoreHTTPSErrors: true, locale: 'es-ES', viewport: { width: 414, height: 860 } });
     const deadline = Date.now() + options.budgetSeconds * 1000;
     // One warm-up of each (the node's first answers, Chromium's first process), not counted.
@@ -140,6 +142,7 @@ export async function benchWebFirstLoad(options: WebBenchOptions): Promise<WebFi
       figures.portal.push(portal);
       if (figures.scripts.length === 0) figures.scripts = scripts;
     }
+    figures.loadAverage[1] = os.loadavg()[0]!;
     return figures;
   } finally {
     await browser?.close().catch(() => undefined);
@@ -184,6 +187,8 @@ export function printWebFigures(f: WebFigures): void {
   };
   target('sign-in page, cold', f.signIn);
   target('/portal, signed-in patient, cold, until the appointments list', f.portal);
+  const cores = os.cpus().length;
+  if (Math.max(...f.loadAverage) > cores) console.log(`⚠ load average ${f.loadAverage.map((l) => l.toFixed(1)).join(' → ')} on ${cores} cores during the runs: other work took CPU, these figures overstate what a quiet machine shows`);
 
   const transferred = f.scripts.reduce((n, s) => n + s.transferredBytes, 0);
   const gzip = f.scripts.reduce((n, s) => n + s.gzipBytes, 0);

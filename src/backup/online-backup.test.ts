@@ -149,20 +149,21 @@ describe('online backup, audit verify and key rotation on the running embedded n
     const load = (async () => {
       for (let i = 0; writing; i++) {
         const started = performance.now();
-        const res = i % 4 === 3
-          ? await api('POST', `/api/documents?patient=${patientId}&title=Carga&category=clinical-note`, pdf(i), 'application/pdf')
-          : await api('POST', '/fhir/R4/Observation', JSON.stringify(heartRate(patientId, 60 + (i % 40), '2025-03-01T09:00:00Z')));
+        const res = await (i % 4 === 3
+          ? api('POST', `/api/documents?patient=${patientId}&title=Carga&category=clinical-note`, pdf(i), 'application/pdf')
+          : api('POST', '/fhir/R4/Observation', JSON.stringify(heartRate(patientId, 60 + (i % 40), '2025-03-01T09:00:00Z')))
+        ).catch(() => ({ status: 0 }));
         if (res.status !== 201) failures += 1;
         if (backupRunning) during.push(performance.now() - started);
       }
     })();
     await new Promise((resolve) => setTimeout(resolve, 300));
     backupRunning = true;
-    const backup = await runCli(['backup', file], env());
-    backupRunning = false;
-    // A few more writes after the snapshot: they must not be in it.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    writing = false;
+    const backup = await runCli(['backup', file], env()).finally(() => {
+      backupRunning = false;
+      setTimeout(() => (writing = false), 300);
+    });
+    // A few more writes after the snapshot (for 300 ms): they must not be in it.
     await load;
     expect(backup.code, backup.stderr).toBe(0);
     expect(backup.stdout).toMatch(/^backup written: .*clinic\.tsbackup \([\d.]+ MB, [\d,]+ rows in \d+ tables, [\d.]+ s\)\. It opens only with master key [0-9a-f]{16}/);
@@ -232,5 +233,5 @@ describe('online backup, audit verify and key rotation on the running embedded n
       await source.close();
       await copy.close();
     }
-  });
+  }, 300_000);
 });

@@ -74,10 +74,11 @@ interface Copied {
 
 /**
  * mtime has the kernel's coarse clock (a few ms): a write in the same tick as the copy leaves it
- * unchanged. A file modified less than this before its copy is therefore copied again.
+ * unchanged. A file modified less than this before its copy is therefore copied again (with a
+ * wide margin for the clocks of Date.now() and the file system).
  */
-const MTIME_SLACK_MS = 2000;
-const STAT_BATCH = 128;
+const MTIME_SLACK_MS = 250;
+const FILE_BATCH = 64;
 
 function unchanged(before: Copied | undefined, now: { size: number; mtimeMs: number }): boolean {
   return before !== undefined && before.size === now.size && before.mtimeMs === now.mtimeMs && now.mtimeMs < before.at - MTIME_SLACK_MS;
@@ -99,31 +100,32 @@ async function syncTree(from: string, to: string, previous: Map<string, Copied>)
       if (entry.isDirectory()) await walk(path.join(relative, entry.name));
       else if (entry.isFile()) files.push(path.join(relative, entry.name));
     }
-    // Stat a directory's files together: one at a time, a thousand of them would lengthen the pause.
-    for (let i = 0; i < files.length; i += STAT_BATCH) {
-      const batch = files.slice(i, i + STAT_BATCH);
-      // A file PostgreSQL removed between the listing and the copy (a recycled WAL segment) is simply gone.
-      const stats = await Promise.all(batch.map((rel) => stat(path.join(from, rel)).catch(() => undefined)));
-      for (const [k, rel] of batch.entries()) {
-        const now = stats[k];
-        if (!now) continue;
-        const before = previous.get(rel);
-        if (unchanged(before, now)) {
-          copied.set(rel, before!);
-          continue;
-        }
-        const at = Date.now();
-        const done = await copyFile(path.join(from, rel), path.join(to, rel)).then(
-          () => true,
-          (err: NodeJS.ErrnoException) => {
-            if (err.code === 'ENOENT') return false;
-            throw err;
-          },
-        );
-        if (!done) continue;
-        copied.set(rel, { size: now.size, mtimeMs: now.mtimeMs, at });
-        changed += 1;
-      }
+    // A batch of files at a time: one by one, each waiting its turn on an event loop busy with
+    // requests, a thousand files took half a minute under load (and lengthened the pause).
+    for (let i = 0; i < files.length; i += FILE_BATCH) {
+      await Promise.all(
+        files.slice(i, i + FILE_BATCH).map(async (rel) => {
+          // A file PostgreSQL removed between the listing and the copy (a recycled WAL segment) is simply gone.
+          const now = await stat(path.join(from, rel)).catch(() => undefined);
+          if (!now) return;
+          const before = previous.get(rel);
+          if (unchanged(before, now)) {
+            copied.set(rel, before!);
+            return;
+          }
+          const at = Date.now();
+          const done = await copyFile(path.join(from, rel), path.join(to, rel)).then(
+            () => true,
+            (err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT') return false;
+              throw err;
+            },
+          );
+          if (!done) return;
+          copied.set(rel, { size: now.size, mtimeMs: now.mtimeMs, at });
+          changed += 1;
+        }),
+      );
     }
     // Files the service removed since the first copy must not linger in the snapshot.
     for (const name of await readdir(path.join(to, relative))) {

@@ -264,8 +264,8 @@ export class ConsultRooms {
     if (report.intervalMs <= 0) return;
     // Time is credited once: `lastReportAt` is how far this participant's reports have been counted
     // (it starts at the join), so a burst of reports can't each claim the last second again.
-    const elapsed = Math.max(0, now - participant.traffic.lastReportAt);
-    const interval = Math.min(report.intervalMs, elapsed + 1000);
+    const uncounted = Math.max(0, now + 1000 - participant.traffic.lastReportAt);
+    const interval = Math.min(report.intervalMs, uncounted);
     const creditedUntil = Math.max(participant.traffic.lastReportAt, now - 60_000) + interval;
     const scale = interval / report.intervalMs;
     const cap = interval * MAX_BYTES_PER_MS;

@@ -12,6 +12,7 @@ import * as auditRetention from './migrations/0013-audit-retention.js';
 import * as invitationRevocation from './migrations/0014-invitation-revocation.js';
 import * as relayedTraffic from './migrations/0015-relayed-traffic.js';
 import * as auditIndexCosts from './migrations/0016-audit-index-costs.js';
+import * as reauthPasskeyChallenge from './migrations/0017-reauth-passkey-challenge.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0014-invitation-revocation': invitationRevocation,
   '0015-relayed-traffic': relayedTraffic,
   '0016-audit-index-costs': auditIndexCosts,
+  '0017-reauth-passkey-challenge': reauthPasskeyChallenge,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -56,7 +56,14 @@ export interface Database {
     revoked_by: ColumnType<string | null, string | null | undefined, string | null>;
   };
   passkey_credential: { id: string; account_id: string; public_key: Buffer; counter: ColumnType<string | number, number, number>; transports: string; label: string; created: Date | string; last_used: Date | string | null };
-  webauthn_challenge: { challenge: string; account_id: string; purpose: 'register' | 'sign-in'; expires: Date | string };
+  /** Migration 0017: re-authentication challenges name their action in `purpose` and the session they were issued to. */
+  webauthn_challenge: {
+    challenge: string;
+    account_id: string;
+    purpose: 'register' | 'sign-in' | 'reauth:break-glass' | 'reauth:export' | 'reauth:mfa-change';
+    expires: Date | string;
+    session_id: ColumnType<string | null, string | null | undefined, string | null>;
+  };
   /** Migration 0005: clinicians put in charge of patients, and emergency access grants. */
   care_assignment: { practitioner: string; patient: string; assigned_by: string; reason: 'created-patient' | 'assigned'; created: ColumnType<Date, Date | string | undefined, never> };
   break_glass_grant: { id: string; practitioner: string; patient: string; account_id: string; reason: string; granted: Date | string; expires: Date | string };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { createAccount } from '../auth/accounts/account-service.js';
@@ -122,6 +123,26 @@ describe('rate limits while Redis is down', () => {
   afterAll(async () => {
     await node?.stop();
     await redis?.stop();
+  });
+
+  it('does not wait on a Redis that hangs: the count is made on this node after half a second', async () => {
+    freshWindow();
+    expect((await metadata(node, '203.0.113.63')).statusCode).toBe(200);
+    const fallbacks = node.ctx.rateLimiter!.fallbacks();
+    const admin = new Redis(redis.url, { lazyConnect: false });
+    try {
+      // Redis holds every client's commands for 3 s (the bus would wait 2 s for each).
+      await admin.call('client', 'pause', '3000', 'ALL');
+      const started = performance.now();
+      const res = await metadata(node, '203.0.113.63');
+      const ms = performance.now() - started;
+      expect(res.statusCode).toBe(200);
+      expect(ms).toBeLessThan(1500);
+      expect(node.ctx.rateLimiter!.fallbacks()).toBe(fallbacks + 1);
+    } finally {
+      await admin.call('client', 'unpause').catch(() => undefined);
+      admin.disconnect();
+    }
   });
 
   it('keeps serving, counting on this node alone (failing open), and says so in the metrics', async () => {

@@ -72,7 +72,12 @@ describe('OCSP stapling on the node\'s own TLS server, against a real openssl OC
 
   it('staples the responder\'s good answer, asks the responder once for many handshakes, and reports it in /metrics', async () => {
     const { port, app } = (running = await serveWithCertificate());
-    const first = await handshakeWithStatusRequest(port, pki.caCert);
+    // The first handshakes wait up to 3 s for the first answer; on a loaded machine the answer may come just after.
+    let first = await handshakeWithStatusRequest(port, pki.caCert);
+    for (let i = 0; i < 5 && !first.stapled; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      first = await handshakeWithStatusRequest(port, pki.caCert);
+    }
     expect(first.verified, first.output).toBe(true);
     expect(first.stapled, first.output).toBe(true);
     expect(first.certStatus).toBe('good');
@@ -81,7 +86,8 @@ describe('OCSP stapling on the node\'s own TLS server, against a real openssl OC
       const again = await handshakeWithStatusRequest(port, pki.caCert);
       expect(again.certStatus, again.output).toBe('good');
     }
-    // Cached until it is due for refresh: handshakes never wait on the responder after the first.
+    // Cached until it is due for refresh: one request to the responder, however many handshakes.
+    expect(asked).toBe(1);
     expect(pki.answered()).toBe(asked);
     const text = await metrics(app);
     expect(text).toMatch(/^telesalud_ocsp_stapling 1$/m);

@@ -133,7 +133,7 @@ export class OcspStapler {
 
   private constructor(
     private readonly leaf: X509Certificate,
-    private readonly issuer: X509Certificate,
+    issuer: X509Certificate,
     private readonly responder: URL,
     private readonly logger: Logger,
     options: OcspStaplerOptions,

@@ -327,7 +327,7 @@ describe.skipIf(!base || !haproxyInstalled)('farm of three nodes behind HAProxy'
     expect(served).toBeGreaterThan(50);
     expect(verify.code, verify.stderr + verify.stdout).toBe(0);
 
-  }, 180_000);
+  }, 300_000);
 });
 
 /** HAProxy's count of new connections to the nodes and of requests sent on a kept one (its backend's `connect` and `reuse`). */

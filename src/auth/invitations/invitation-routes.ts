@@ -121,14 +121,18 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
       const pending = await pendingInvitations(db, { ...reach, limit });
       const inviters = new Map<string, Inviter>();
       for (const ref of new Set(pending.map((p) => p.invitedBy))) inviters.set(ref, await inviterOf(db, ref));
-      // A patient's invitation shows who they are (name, email): audited as a look at each of them.
+      // A patient's invitation shows who they are (name, email): one audit entry naming every patient shown.
       const patients = [...new Set(pending.flatMap((p) => (p.patientRef ? [p.patientRef] : [])))];
-      const listed = { list: 'pending-invitations', results: pending.length };
-      await Promise.all(
-        patients.length > 0
-          ? patients.map((patient) => ctx.audit.record({ actor: actor.ref, action: 'search', outcome: 'success', source: request.ip, requestId: request.id, patient, resourceType: 'Patient', resourceId: patient.slice('Patient/'.length), detail: listed }))
-          : [ctx.audit.record({ actor: actor.ref, action: 'search', outcome: 'success', source: request.ip, requestId: request.id, resourceType: 'Invitation', detail: listed })],
-      );
+      await ctx.audit.record({
+        actor: actor.ref,
+        action: 'search',
+        outcome: 'success',
+        source: request.ip,
+        requestId: request.id,
+        resourceType: 'Invitation',
+        ...(patients.length > 0 ? { patients } : {}),
+        detail: { list: 'pending-invitations', results: pending.length, ids: pending.map((p) => p.id) },
+      });
       // Never the token nor its digest: a listed invitation can be revoked, not used.
       return reply.header('Cache-Control', 'no-store').send({
         invitations: pending.map((p) => ({

@@ -102,9 +102,14 @@ describe.each(STORE_KINDS)('pending invitations: list and revoke (%s)', (kind) =
     // Without a session: refused.
     expect((await node.app.inject({ method: 'GET', url: '/api/invitations' })).statusCode).toBe(401);
 
-    // Showing a patient's invitation is a look at who they are: audited against that patient.
-    const looks = await node.ctx.store.db.selectFrom('audit_event').select(['actor', 'action', 'patient']).where('action', '=', 'search').where('patient', '=', listedMine.patientRef).execute();
-    expect(looks).toEqual(expect.arrayContaining([{ actor: 'account:' + (await accountIdOf('admin@clinica.example.org')), action: 'search', patient: listedMine.patientRef }]));
+    // Showing a patient's invitation is a look at who they are: one entry naming every patient the list showed.
+    const adminRef = `account:${await accountIdOf('admin@clinica.example.org')}`;
+    const looks = await node.ctx.store.db.selectFrom('audit_event').select(['patient', 'detail']).where('action', '=', 'search').where('resource_type', '=', 'Invitation').where('actor', '=', adminRef).orderBy('seq').execute();
+    const theirsRef = forAdmin.find((i) => i.id === theirs.id)!.patientRef;
+    expect(looks[0]!.detail).toMatchObject({ list: 'pending-invitations', results: 3, patients: expect.arrayContaining([listedMine.patientRef, theirsRef]) });
+    // The clinician's own list showed one patient: named in the entry's patient column, so that patient sees it.
+    const doctorLook = await node.ctx.store.db.selectFrom('audit_event').select('patient').where('action', '=', 'search').where('resource_type', '=', 'Invitation').where('actor', '=', `Practitioner/${clinician.practitionerId}`).executeTakeFirstOrThrow();
+    expect(doctorLook.patient).toBe(listedMine.patientRef);
   });
 
   const accountIdOf = async (email: string) => (await node.ctx.store.db.selectFrom('account').select('id').where('email', '=', email).executeTakeFirstOrThrow()).id;

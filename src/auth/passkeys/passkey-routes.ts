@@ -5,23 +5,8 @@ import { refusedBecause } from '../auth-errors.js';
 import { replaceSessionsAfterMfaChange } from '../mfa/mfa-routes.js';
 import { reauthenticateUser } from '../sign-in/reauthenticate-user.js';
 import { signedInAnswer } from '../sign-in/sign-in-answer.js';
+import { assertionJson, b64url, credentialJson } from './passkey-schemas.js';
 import { listPasskeys, registerPasskey, registrationOptions, relyingParty, verifyPasskeySignIn } from './passkeys.js';
-
-const b64url = { type: 'string', pattern: '^[A-Za-z0-9_-]*$', maxLength: 4096 } as const;
-/** A PublicKeyCredential as JSON (what @simplewebauthn/browser hands over); the library checks the rest. */
-const credentialJson = (inner: Record<string, unknown>, required: string[]) =>
-  ({
-    type: 'object',
-    required: ['id', 'rawId', 'type', 'response'],
-    properties: {
-      id: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 1400 },
-      rawId: b64url,
-      type: { type: 'string', const: 'public-key' },
-      authenticatorAttachment: { type: 'string', maxLength: 40 },
-      clientExtensionResults: { type: 'object' },
-      response: { type: 'object', required, properties: inner },
-    },
-  }) as const;
 
 /**
  * Passkeys: a signed-in user registers one (after proving who they are again); at sign-in a
@@ -101,7 +86,7 @@ export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Prom
           type: 'object',
           additionalProperties: false,
           required: ['response'],
-          properties: { response: credentialJson({ clientDataJSON: b64url, authenticatorData: b64url, signature: b64url, userHandle: b64url }, ['clientDataJSON', 'authenticatorData', 'signature']) },
+          properties: { response: assertionJson },
         },
       },
     },

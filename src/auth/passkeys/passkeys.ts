@@ -31,13 +31,28 @@ export function relyingParty(publicUrl: string): RelyingParty {
   return { id: url.hostname, origin: url.origin, name: 'telesalud' };
 }
 
-async function storeChallenge(db: Kysely<Database>, accountId: string, purpose: 'register' | 'sign-in', challenge: string, now: Date): Promise<void> {
-  await db.deleteFrom('webauthn_challenge').where('expires', '<', now).execute();
-  await db.insertInto('webauthn_challenge').values({ challenge, account_id: accountId, purpose, expires: new Date(now.getTime() + CHALLENGE_SECONDS * 1000) }).execute();
+/** The sensitive actions a signed-in user proves themselves again for (src/auth/access/reauthenticate.ts). */
+export const REAUTH_PURPOSES = ['break-glass', 'export', 'mfa-change'] as const;
+export type ReauthPurpose = (typeof REAUTH_PURPOSES)[number];
+
+type ChallengePurpose = Database['webauthn_challenge']['purpose'];
+/** Who may answer a re-authentication challenge: the account, from the session it was issued to. */
+interface ChallengeBinding {
+  accountId: string;
+  sessionId: string;
 }
 
-/** The challenge a response answers (from its clientDataJSON), claimed: it can serve no second attempt. */
-async function claimChallenge(db: Kysely<Database>, response: { response: { clientDataJSON: string } }, purpose: 'register' | 'sign-in', now: Date): Promise<{ challenge: string; accountId: string } | undefined> {
+async function storeChallenge(db: Kysely<Database>, accountId: string, purpose: ChallengePurpose, challenge: string, now: Date, sessionId: string | null = null): Promise<void> {
+  await db.deleteFrom('webauthn_challenge').where('expires', '<', now).execute();
+  await db.insertInto('webauthn_challenge').values({ challenge, account_id: accountId, purpose, expires: new Date(now.getTime() + CHALLENGE_SECONDS * 1000), session_id: sessionId }).execute();
+}
+
+/**
+ * The challenge a response answers (from its clientDataJSON), claimed: it can serve no second
+ * attempt. With a binding only a challenge issued to that account and session is claimed (one of
+ * another session stays where it is, for its own session to use).
+ */
+async function claimChallenge(db: Kysely<Database>, response: { response: { clientDataJSON: string } }, purpose: ChallengePurpose, now: Date, binding?: ChallengeBinding): Promise<{ challenge: string; accountId: string } | undefined> {
   let challenge: unknown;
   try {
     challenge = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString('utf8'))?.challenge;
@@ -45,7 +60,9 @@ async function claimChallenge(db: Kysely<Database>, response: { response: { clie
     return undefined;
   }
   if (typeof challenge !== 'string' || challenge.length > 200) return undefined;
-  const row = await db.deleteFrom('webauthn_challenge').where('challenge', '=', challenge).where('purpose', '=', purpose).where('expires', '>', now).returning('account_id').executeTakeFirst();
+  let claim = db.deleteFrom('webauthn_challenge').where('challenge', '=', challenge).where('purpose', '=', purpose).where('expires', '>', now);
+  if (binding) claim = claim.where('account_id', '=', binding.accountId).where('session_id', '=', binding.sessionId);
+  const row = await claim.returning('account_id').executeTakeFirst();
   return row ? { challenge, accountId: row.account_id } : undefined;
 }
 
@@ -92,6 +109,19 @@ export async function registerPasskey(db: Kysely<Database>, rp: RelyingParty, ac
 
 /** Options for the passkey step of a sign-in whose password was right (the challenge stands for that). */
 export async function signInOptions(db: Kysely<Database>, rp: RelyingParty, accountId: string, now = new Date()): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+  return assertionOptions(db, rp, accountId, 'sign-in', null, now);
+}
+
+/**
+ * Options for re-authenticating a signed-in user with a passkey before one sensitive action: the
+ * challenge answers only for this account, this session and this action, once, within CHALLENGE_SECONDS.
+ * Undefined when the account has no passkey.
+ */
+export async function reauthOptions(db: Kysely<Database>, rp: RelyingParty, binding: ChallengeBinding, purpose: ReauthPurpose, now = new Date()): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+  return assertionOptions(db, rp, binding.accountId, `reauth:${purpose}`, binding.sessionId, now);
+}
+
+async function assertionOptions(db: Kysely<Database>, rp: RelyingParty, accountId: string, purpose: ChallengePurpose, sessionId: string | null, now: Date): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
   const credentials = await db.selectFrom('passkey_credential').select(['id', 'transports']).where('account_id', '=', accountId).execute();
   if (credentials.length === 0) return undefined;
   const options = await generateAuthenticationOptions({
@@ -100,7 +130,7 @@ export async function signInOptions(db: Kysely<Database>, rp: RelyingParty, acco
     userVerification: 'preferred',
     timeout: CHALLENGE_SECONDS * 1000,
   });
-  await storeChallenge(db, accountId, 'sign-in', options.challenge, now);
+  await storeChallenge(db, accountId, purpose, options.challenge, now, sessionId);
   return options;
 }
 
@@ -113,9 +143,23 @@ export async function signInOptions(db: Kysely<Database>, rp: RelyingParty, acco
 export async function verifyPasskeySignIn(db: Kysely<Database>, rp: RelyingParty, response: AuthenticationResponseJSON, now = new Date()): Promise<{ ok: true; accountId: string } | { ok: false; accountId?: string }> {
   const claimed = await claimChallenge(db, response, 'sign-in', now);
   if (!claimed) return { ok: false };
-  const fail = { ok: false as const, accountId: claimed.accountId };
+  return (await assertionVerified(db, rp, response, claimed, now)) ? { ok: true, accountId: claimed.accountId } : { ok: false, accountId: claimed.accountId };
+}
+
+/**
+ * Verifies a passkey assertion made to re-authenticate: its challenge must have been issued to this
+ * account's session for this very action, and not yet used or expired; then the same signature
+ * and counter checks as a sign-in.
+ */
+export async function verifyPasskeyReauth(db: Kysely<Database>, rp: RelyingParty, response: AuthenticationResponseJSON, binding: ChallengeBinding, purpose: ReauthPurpose, now = new Date()): Promise<boolean> {
+  const claimed = await claimChallenge(db, response, `reauth:${purpose}`, now, binding);
+  return claimed !== undefined && (await assertionVerified(db, rp, response, claimed, now));
+}
+
+/** The signature of a claimed challenge, by one of the account's stored passkeys, with a counter that moved forward. */
+async function assertionVerified(db: Kysely<Database>, rp: RelyingParty, response: AuthenticationResponseJSON, claimed: { challenge: string; accountId: string }, now: Date): Promise<boolean> {
   const stored = await db.selectFrom('passkey_credential').selectAll().where('id', '=', response.id).where('account_id', '=', claimed.accountId).executeTakeFirst();
-  if (!stored) return fail;
+  if (!stored) return false;
   const counter = Number(stored.counter);
   let verified;
   try {
@@ -128,9 +172,9 @@ export async function verifyPasskeySignIn(db: Kysely<Database>, rp: RelyingParty
       requireUserVerification: false,
     });
   } catch {
-    return fail;
+    return false;
   }
-  if (!verified.verified) return fail;
+  if (!verified.verified) return false;
   // Compare-and-set: two assertions racing with the same counter can't both pass.
   const advanced = await db
     .updateTable('passkey_credential')
@@ -138,8 +182,7 @@ export async function verifyPasskeySignIn(db: Kysely<Database>, rp: RelyingParty
     .where('id', '=', stored.id)
     .where('counter', '=', counter)
     .executeTakeFirst();
-  if (Number(advanced.numUpdatedRows) !== 1) return fail;
-  return { ok: true, accountId: claimed.accountId };
+  return Number(advanced.numUpdatedRows) === 1;
 }
 
 export async function listPasskeys(db: Kysely<Database>, accountId: string): Promise<{ id: string; label: string; created: string; lastUsed: string | null }[]> {

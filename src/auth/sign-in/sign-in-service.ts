@@ -9,6 +9,7 @@ import { verifyTotp } from '../mfa/totp.js';
 import { verifyPassword } from '../passwords/index.js';
 import { authPolicy } from '../policy/auth-policy.js';
 import { passwordExpiryOf } from '../accounts/account-passwords.js';
+import type { ReauthPurpose } from '../passkeys/passkeys.js';
 import type { Role } from '../roles.js';
 import type { SessionRestriction, SessionStore } from '../sessions/session-store.js';
 
@@ -34,6 +35,26 @@ export type SignInResult =
   /** Wrong email, password or code, or a paused account: one answer for all, so nothing is revealed. */
   | { kind: 'refused' }
   | { kind: 'throttled'; retryAfterSeconds: number };
+
+/** What a signed-in user gives to prove again who they are: the password and at most one second factor. */
+export interface ReauthProof {
+  password: string;
+  /** A code from the authenticator app, or a recovery code (used up by a success). */
+  code?: string | undefined;
+  /** Checks the passkey assertion given against a challenge of this session and action (claiming it). */
+  passkey?: (() => Promise<boolean>) | undefined;
+}
+
+export type ReauthResult =
+  | { ok: true; method: 'password' | SecondFactorMethod }
+  /** Wrong password or factor, a factor the account has not enrolled, or an inactive account: one answer. */
+  | { ok: false; reason: 'refused' }
+  /** Too many failures: the same wait a sign-in would get. */
+  | { ok: false; reason: 'throttled'; retryAfterSeconds: number }
+  /** The policy requires a second factor for the role and the account has none. */
+  | { ok: false; reason: 'enrol-second-factor' }
+  /** Both a code and a passkey: one factor is asked for; nothing was checked or counted. */
+  | { ok: false; reason: 'one-factor-only' };
 
 type Security = (action: AuditAction, outcome: 'success' | 'failed' | 'denied', detail?: Record<string, unknown>) => Promise<void>;
 
@@ -141,6 +162,50 @@ export class SignInService {
     // Recovery codes stand in for a factor; alone they are not one.
     if (methods.length > 0 && Number(codes?.n ?? 0) > 0) methods.push('recovery-code');
     return methods;
+  }
+
+  /**
+   * Re-authentication of a signed-in user for a sensitive action: the password plus one of the
+   * account's enrolled second factors, checked exactly as sign-in checks them (TOTP replay guard,
+   * single-use recovery codes, passkey challenge claimed once), with the same waits and failure
+   * counting, so a stolen session can't guess faster than sign-in allows. An account without a
+   * second factor gives the password alone unless the policy requires one for its role — then it
+   * must enrol one first (which itself needs only the password: purpose 'mfa-change').
+   */
+  async reauthenticate(accountId: string, purpose: ReauthPurpose, proof: ReauthProof, origin: { source: string; requestId: string }, now = new Date()): Promise<ReauthResult> {
+    if (proof.code !== undefined && proof.passkey) return { ok: false, reason: 'one-factor-only' };
+    const account = await this.db.selectFrom('account').selectAll().where('id', '=', accountId).executeTakeFirst();
+    if (!account) return { ok: false, reason: 'refused' };
+    const log = this.securityLog(account, origin);
+    const attempted = proof.passkey ? 'passkey' : proof.code !== undefined ? 'code' : 'password';
+    // Never the code: what kind of proof was tried, for which action.
+    const security: Security = (action, outcome, detail) => log(action, outcome, { ...detail, reauthentication: true, purpose, method: attempted });
+
+    const wait = this.accountWait(account, now);
+    if (wait > 0) {
+      await security('sign-in-failed', 'denied', { reason: 'paused' });
+      return { ok: false, reason: 'throttled', retryAfterSeconds: wait };
+    }
+    const methods = await this.secondFactors(account);
+    if (methods.length === 0 && purpose !== 'mfa-change' && (await authPolicy(this.db).current()).mfaRequired[account.role as Role]) {
+      // Refused before the password is looked at: nothing to guess here, and nothing counted.
+      await security('sign-in-failed', 'denied', { reason: 'no-second-factor' });
+      return { ok: false, reason: 'enrol-second-factor' };
+    }
+
+    let method: 'password' | SecondFactorMethod | undefined;
+    if (account.status === 'active' && (await verifyPassword(account.password_hash, proof.password))) {
+      // A factor must be one the account has: a code or a passkey offered where none is enrolled fails.
+      if (methods.length === 0) method = attempted === 'password' ? 'password' : undefined;
+      else if (proof.passkey) method = methods.includes('passkey') && (await proof.passkey()) ? 'passkey' : undefined;
+      else if (proof.code !== undefined) method = await this.secondFactorOk(account, proof.code, now);
+    }
+    if (!method) {
+      await this.countFailure(account.id, origin.source, now, security);
+      return { ok: false, reason: 'refused' };
+    }
+    await this.db.updateTable('account').set({ failed_sign_ins: 0, locked_until: null, last_failed_at: null }).where('id', '=', account.id).execute();
+    return { ok: true, method };
   }
 
   /**

@@ -308,7 +308,7 @@ export const adminEn = {
     sentRelayed: 'Sent through TURN',
     allMedia: 'All media',
     relayedMedia: 'Through TURN',
-    trafficNowRelayed: 'of it {{mbit}} through TURN.',
+    trafficNowRelayed: 'Of that, {{mbit}} through TURN.',
     turnUsageFromBrowsers: 'Relay usage as the browsers report it: a participant counts as relayed when one of its connections uses a TURN candidate; “now” counts the participants connected to another one in the last 30 seconds.',
   },
 };
@@ -620,7 +620,7 @@ export const adminEs: Widen<typeof adminEn> = {
     sentRelayed: 'Enviado por TURN',
     allMedia: 'Todos los medios',
     relayedMedia: 'Por TURN',
-    trafficNowRelayed: 'de ellos {{mbit}} por TURN.',
+    trafficNowRelayed: 'De ellos, {{mbit}} por TURN.',
     turnUsageFromBrowsers: 'Uso del relé según informan los navegadores: un participante cuenta como retransmitido cuando una de sus conexiones usa un candidato TURN; «ahora» cuenta a los participantes conectados con otro en los últimos 30 segundos.',
   },
 };
