@@ -38,20 +38,43 @@ export interface BackupContent {
 }
 
 /**
- * Reads one consistent snapshot of `db` and writes the sealed archive bytes into `sink`
- * (compressed, encrypted, authenticated): the one writer of the archive format, so a backup
- * made by the running node over the admin socket is byte-for-byte the format of one made here.
+ * Where the archive's content comes from: something that hands over its NDJSON text in order
+ * (awaiting each hand-over, so memory stays flat) and says what it wrote. `readSnapshot` on a
+ * database here, or a worker thread reading a snapshot copy (pglite-snapshot-copy.ts).
  */
-export async function writeBackupArchive(db: Kysely<Database>, keyRing: KeyRing, sink: NodeJS.WritableStream, options: { version: string; onProgress?: BackupProgress | undefined }): Promise<BackupContent> {
-  const content = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const writing = pipeline(content, createGzip({ level: 6 }), sealArchive(keyRing, options.version), sink);
-  let migrations: string[] = [];
-  try {
+export type SnapshotReader = (
+  write: (text: string | Buffer) => Promise<void>,
+  onProgress: (table: string, rows: number, estimated: number) => void,
+) => Promise<{ counts: Record<string, number>; migrations: string[] }>;
+
+export function readerOf(db: Kysely<Database>): SnapshotReader {
+  return async (write, onProgress) => {
+    let migrations: string[] = [];
     const counts = await readSnapshot(
       db,
-      async (line) => {
+      (line) => {
         if (line.kind === 'manifest') migrations = line.migrations;
-        if (content.write(snapshotLineText(line))) return;
+        return write(snapshotLineText(line));
+      },
+      onProgress,
+    );
+    return { counts, migrations };
+  };
+}
+
+/**
+ * Reads one consistent snapshot and writes the sealed archive bytes into `sink` (compressed,
+ * encrypted, authenticated): the one writer of the archive format, so a backup made by the
+ * running node over the admin socket is byte-for-byte the format of one made here.
+ */
+export async function writeBackupArchive(source: Kysely<Database> | SnapshotReader, keyRing: KeyRing, sink: NodeJS.WritableStream, options: { version: string; onProgress?: BackupProgress | undefined }): Promise<BackupContent> {
+  const read = typeof source === 'function' ? source : readerOf(source);
+  const content = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const writing = pipeline(content, createGzip({ level: 6 }), sealArchive(keyRing, options.version), sink);
+  try {
+    const { counts, migrations } = await read(
+      async (text) => {
+        if (content.write(text)) return;
         // A sink that fails (a disk full, a CLI gone) destroys `content`: stop the read then, not hang it.
         await new Promise<void>((resolve) => {
           const wake = () => {

@@ -1,8 +1,12 @@
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { sql, type Kysely } from 'kysely';
 import { openPglite } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import { readerOf, type SnapshotReader } from './backup-archive.js';
 
 /**
  * A consistent snapshot of the embedded database while the service keeps serving. PGlite is one
@@ -13,7 +17,8 @@ import type { Database } from '../db/schema.js';
  * then, holding the one connection so no query runs, after a CHECKPOINT, again for every file
  * that changed since — usually a handful, so requests wait milliseconds, not the whole copy.
  * Between two queries no transaction is open, so that copy is one committed instant (documents
- * and the rows that name them together); a second PGlite then reads it at leisure.
+ * and the rows that name them together); a second PGlite then reads it at leisure, on a worker
+ * thread so its WebAssembly does not hold up the service's requests.
  */
 
 const COPY_PREFIX = '.backup-snapshot-';
@@ -28,7 +33,7 @@ export interface SnapshotCopyStats {
   files: number;
 }
 
-export async function withPgliteSnapshotCopy<T>(db: Kysely<Database>, dataDir: string, work: (copy: Kysely<Database>, stats: SnapshotCopyStats) => Promise<T>): Promise<T> {
+export async function withPgliteSnapshotCopy<T>(db: Kysely<Database>, dataDir: string, work: (read: SnapshotReader, stats: SnapshotCopyStats) => Promise<T>): Promise<T> {
   // Beside the data (same file system, same 0700 directory): the copy holds the same health data.
   const root = await mkdtemp(path.join(dataDir, COPY_PREFIX));
   const copyDir = path.join(root, 'pg');
@@ -45,14 +50,9 @@ export async function withPgliteSnapshotCopy<T>(db: Kysely<Database>, dataDir: s
       filesInPause = (await syncTree(source, copyDir, first.copied)).changed;
       pausedMs = performance.now() - started;
     });
-    // The running node's pid file came along; the copy is opened by this process alone.
+    // The running node's pid file came along; the copy is opened by the reader alone.
     await rm(path.join(copyDir, 'postmaster.pid'), { force: true });
-    const copy = await openPglite(copyDir);
-    try {
-      return await work(copy.db, { pausedMs, checkpointMs, filesInPause, files: first.copied.size });
-    } finally {
-      await copy.close();
-    }
+    return await work(existsSync(WORKER_FILE) ? workerReader(copyDir) : inThreadReader(copyDir), { pausedMs, checkpointMs, filesInPause, files: first.copied.size });
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -134,4 +134,52 @@ async function syncTree(from: string, to: string, previous: Map<string, Copied>)
   };
   await walk('');
   return { copied, changed };
+}
+
+/** Built (.js) or run from source under tsx (.ts, which a worker inherits). */
+const here = fileURLToPath(import.meta.url);
+const WORKER_FILE = path.join(path.dirname(here), `snapshot-reader-worker${path.extname(here)}`);
+
+function workerReader(dir: string): SnapshotReader {
+  return (write, onProgress) =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER_FILE, { workerData: { dir } });
+      let result: { counts: Record<string, number>; migrations: string[] } | undefined;
+      let failure: Error | undefined;
+      worker.on('message', (message: { kind: string; data?: Uint8Array; table?: string; rows?: number; estimated?: number; counts?: Record<string, number>; migrations?: string[]; message?: string }) => {
+        if (message.kind === 'text') {
+          write(Buffer.from(message.data!.buffer, message.data!.byteOffset, message.data!.byteLength)).then(
+            () => worker.postMessage('ack'),
+            (err: Error) => {
+              failure ??= err;
+              void worker.terminate();
+            },
+          );
+        } else if (message.kind === 'progress') onProgress(message.table!, message.rows!, message.estimated!);
+        else if (message.kind === 'done' || message.kind === 'error') {
+          if (message.kind === 'done') result = { counts: message.counts!, migrations: message.migrations! };
+          else failure ??= new Error(message.message);
+          // It exits by itself once its PGlite is closed; never left hanging if it does not.
+          setTimeout(() => void worker.terminate(), 10_000).unref();
+        }
+      });
+      worker.on('error', (err) => (failure ??= err));
+      // Settled on exit: by then the worker's PGlite is closed and the copy may be removed.
+      worker.on('exit', (code) => {
+        if (result && !failure) resolve(result);
+        else reject(failure ?? new Error(`the snapshot reader stopped (exit code ${code})`));
+      });
+    });
+}
+
+/** Where the worker file is missing (a test importing the source): the same read on this thread. */
+function inThreadReader(dir: string): SnapshotReader {
+  return async (write, onProgress) => {
+    const copy = await openPglite(dir);
+    try {
+      return await readerOf(copy.db)(write, onProgress);
+    } finally {
+      await copy.close();
+    }
+  };
 }

@@ -234,9 +234,9 @@ async function backupThroughSocket(ctx: AppContext, send: (type: FrameType, payl
     },
   });
   try {
-    const written = await withPgliteSnapshotCopy(ctx.store.db, ctx.config.dataDir, async (copy, stats) => {
+    const written = await withPgliteSnapshotCopy(ctx.store.db, ctx.config.dataDir, async (read, stats) => {
       ctx.logger.info({ pausedMs: Math.round(stats.pausedMs), checkpointMs: Math.round(stats.checkpointMs), filesCopiedInPause: stats.filesInPause, files: stats.files }, 'backup snapshot taken');
-      return { ...(await writeBackupArchive(copy, ctx.keyRing, sink, { version: ctx.version, onProgress: progress })), pausedMs: Math.round(stats.pausedMs) };
+      return { ...(await writeBackupArchive(read, ctx.keyRing, sink, { version: ctx.version, onProgress: progress })), pausedMs: Math.round(stats.pausedMs) };
     });
     const summary = { ...written, bytes, seconds: (Date.now() - started) / 1000, kekId: ctx.keyRing.current().id };
     await recordBackupEvent(ctx.store.db, { outcome: 'success', via: 'admin-socket', detail: { tables: summary.tables, rows: summary.rows, bytes, lastMigration: summary.migrations.at(-1) } });

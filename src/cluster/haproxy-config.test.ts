@@ -25,6 +25,17 @@ describe('HAProxy configuration of a farm', () => {
     expect(haproxyConfig({ bind: '0.0.0.0:443', nodes, tls: { mode: 'passthrough' } })).toContain('mode tcp');
   });
 
+  it('keeps its connections to the nodes by default, and never replays a request that may have reached a node', () => {
+    const kept = haproxyConfig({ bind: '0.0.0.0:443', nodes, tls: { mode: 'reencrypt', certFile: '/etc/haproxy/telesalud.pem' } });
+    expect(kept).toContain('http-reuse safe');
+    expect(kept).not.toContain('http-server-close');
+    // HAProxy 2.6 replays POSTs under L7 retries: an empty response (a node gone after committing) must not be one.
+    expect(kept).toMatch(/^ {2}retry-on conn-failure 503$/m);
+    const closed = haproxyConfig({ bind: '0.0.0.0:443', nodes, tls: { mode: 'reencrypt', certFile: '/etc/haproxy/telesalud.pem' }, serverConnections: 'close' });
+    expect(closed).toContain('option http-server-close');
+    expect(closed).not.toContain('http-reuse');
+  });
+
   it('refuses what would produce a broken or injected configuration', () => {
     expect(() => haproxyConfig({ bind: '0.0.0.0:443', nodes: [], tls: { mode: 'passthrough' } })).toThrow(/at least one node/);
     expect(() => haproxyConfig({ bind: '0.0.0.0:443', nodes: [{ name: 'a\n  server evil 6.6.6.6:80', host: 'h', port: 1 }], tls: { mode: 'passthrough' } })).toThrow(/node name/);

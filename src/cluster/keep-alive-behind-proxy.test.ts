@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../test-support/test-node.js';
-import { KEEP_ALIVE_TIMEOUT_MS } from './keep-alive-behind-proxy.js';
+import { DIRECT_KEEP_ALIVE_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS } from './keep-alive-behind-proxy.js';
 
 /** One HTTP/1.1 connection, as HAProxy holds it to a node: requests one after another, and whether the node has closed it. */
 class ProxyConnection {
@@ -70,8 +70,8 @@ describe('a node behind a load balancer that keeps its connections', () => {
     node = undefined;
   });
 
-  async function listening(): Promise<number> {
-    node = await startTestNode('pglite');
+  async function listening(env: Record<string, string> = { TELESALUD_TRUSTED_PROXIES: '127.0.0.1' }): Promise<number> {
+    node = await startTestNode('pglite', env);
     await node.app.listen({ host: '127.0.0.1', port: 0 });
     const address = node.app.server.address();
     return typeof address === 'object' && address ? address.port : 0;
@@ -90,6 +90,14 @@ describe('a node behind a load balancer that keeps its connections', () => {
     // The same connection serves the next request.
     expect((await conn.get('/healthz')).status).toBe(200);
     expect(conn.closed).toBe(false);
+  });
+
+  it('keeps the usual short idle timeout for browsers that reach it directly', async () => {
+    const port = await listening({});
+    expect(node!.app.server.keepAliveTimeout).toBe(DIRECT_KEEP_ALIVE_TIMEOUT_MS);
+    const conn = await ProxyConnection.open(port);
+    connections.push(conn);
+    expect((await conn.get('/healthz')).headers['keep-alive']).toBe(`timeout=${DIRECT_KEEP_ALIVE_TIMEOUT_MS / 1000}`);
   });
 
   it('while draining answers every request with Connection: close, and closes idle connections only when it stops listening', async () => {

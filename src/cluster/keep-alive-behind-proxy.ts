@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
 import type { AppContext } from '../server/app-context.js';
 
 /**
@@ -9,9 +10,11 @@ import type { AppContext } from '../server/app-context.js';
  *
  * - Idle timeout: HAProxy has no idle timeout of its own for server connections; it closes the
  *   ones it does not need a few `pool-purge-delay` periods (5 s each) after a burst, so an
- *   idle connection can live 15–60 s there (15 s measured for one). The node keeps an idle
- *   connection for KEEP_ALIVE_TIMEOUT_MS (Node adds 1 s more), well past that: HAProxy is
- *   always the side that closes an idle connection, and it never reuses one it has closed.
+ *   idle connection can live 15–60 s there (15 s measured for one). A node in a farm or behind
+ *   a trusted proxy keeps an idle connection for KEEP_ALIVE_TIMEOUT_MS (Node adds 1 s more),
+ *   well past that: HAProxy is always the side that closes an idle connection, and it never
+ *   reuses one it has closed. (Measured with Node's default 10 s: about 1 request in 100 sent
+ *   on a connection the node was closing failed with a reset.)
  * - Draining: from SIGTERM every response says `Connection: close`, so no connection goes back
  *   to HAProxy's idle pool; connections that were already idle are closed only when the node
  *   stops listening, after TELESALUD_DRAIN_DELAY_MS, by when HAProxy has seen `/readyz` answer
@@ -19,6 +22,17 @@ import type { AppContext } from '../server/app-context.js';
  *   connection after that get a 503 that was never acted on, which HAProxy retries elsewhere.
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/** Browsers talking to a node directly (no proxy) get the usual short idle timeout: idle sockets are held for no one. */
+export const DIRECT_KEEP_ALIVE_TIMEOUT_MS = 10_000;
+
+/**
+ * The long timeout where something keeps connections to the node: in a farm (HAProxy in front)
+ * or behind the proxies TELESALUD_TRUSTED_PROXIES names (HAProxy, or nginx, whose upstream
+ * keepalive_timeout is 60 s by default).
+ */
+export function keepAliveTimeoutMs(config: Pick<Config, 'redisUrl' | 'trustedProxies'>): number {
+  return config.redisUrl || config.trustedProxies.entries.length > 0 ? KEEP_ALIVE_TIMEOUT_MS : DIRECT_KEEP_ALIVE_TIMEOUT_MS;
+}
 
 export function closeConnectionsWhileDraining(app: FastifyInstance, ctx: Pick<AppContext, 'lifecycle'>): void {
   app.addHook('onSend', async (_request, reply) => {

@@ -51,9 +51,10 @@ function isLoopback(address: string): boolean {
 
 /**
  * Rate limits of the FHIR and application APIs, per source address and per account, counted
- * farm-wide (src/cluster/redis-rate-limiter.ts) or on this node (the embedded default).
+ * farm-wide (src/cluster/redis-rate-limiter.ts: decided on the node, shared with the other nodes
+ * through Redis in the background, no round trip per request) or on this node (the embedded default).
  *
- * Two hooks around authentication, so each request costs one counting round trip:
+ * Two hooks around authentication, so each request is counted once:
  *  - before it: an anonymous request (a public route, or no credentials at all) is counted per
  *    source, against the lower ceiling (TELESALUD_RATE_LIMIT_PER_SOURCE), before any database
  *    lookup is spent on it;
@@ -71,7 +72,7 @@ function isLoopback(address: string): boolean {
  * break-in key (scripts, the metrics scraper), not an account, and an incident is when it must work.
  *
  * Not @fastify/rate-limit: it counts one key per request at one hook, so it could not count a
- * signed-in request per account and per source in one round trip, split the check around
+ * signed-in request per account and per source in one step, split the check around
  * authentication as above, fail open to a node-local count (its skipOnError only stops counting),
  * or write one security event per key and window.
  */

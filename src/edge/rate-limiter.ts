@@ -4,9 +4,10 @@
  * window). Two integers per key, no list of timestamps, and no burst of twice the limit at a
  * window's edge as a plain fixed window allows.
  *
- * One node keeps the counters in memory (InMemoryRateLimiter); a farm keeps them in Redis
- * (RedisRateLimiter, src/edge/redis-rate-limiter.ts) so a client gets one budget whichever node
- * its requests reach. Both behind this interface.
+ * One node keeps the counters in memory (InMemoryRateLimiter); a farm shares them through Redis
+ * (RedisRateLimiter, src/cluster/redis-rate-limiter.ts) so a client gets one budget whichever node
+ * its requests reach — counted on the node and shared in the background, or, for a limit marked
+ * `exact`, in Redis on every request. Both behind this interface.
  */
 export interface RateLimit {
   /** What is counted, e.g. `source:203.0.113.7` or `account:<id>`; no health data. */
@@ -14,6 +15,13 @@ export interface RateLimit {
   /** Requests allowed per window; a limit of 0 is never asked for (it means "off"). */
   limit: number;
   windowMs: number;
+  /**
+   * In a farm, count this limit in Redis on every request (one round trip) instead of on the node
+   * with the farm's count learnt in the background: for small budgets, where the background
+   * counting's overshoot (what the other nodes admit in a sync interval or two) would be a large
+   * share of the budget. The node-local limiter is exact anyway and ignores it.
+   */
+  exact?: boolean;
 }
 
 export interface RateCount {
@@ -43,7 +51,7 @@ export interface RateLimiter {
    * is worth a security event, so a flood does not write one entry per refused request.
    */
   firstRefusal(key: string, windowMs: number, now?: number): Promise<boolean>;
-  /** `shared`: counted in Redis; `local`: on this node (no Redis, or Redis down and failing open). */
+  /** `shared`: counted farm-wide through Redis; `local`: on this node (no Redis, or Redis down and failing open). */
   mode(): 'shared' | 'local';
   /** How often counting fell back to this node since it started (Redis unreachable). */
   fallbacks(): number;

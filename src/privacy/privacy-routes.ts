@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { breakGlassGrant } from '../auth/access/access-policy.js';
 import { refusedBecause } from '../auth/auth-errors.js';
+import { reauthProperties, type ReauthInput } from '../auth/access/reauthenticate.js';
 import { reauthenticateUser } from '../auth/sign-in/reauthenticate-user.js';
 import type { ActiveSession } from '../auth/sessions/session-store.js';
 import type { AuditEntry } from '../audit/audit-log.js';
@@ -17,7 +18,8 @@ const reauthBody = {
   type: 'object',
   additionalProperties: false,
   required: ['password'],
-  properties: { password: { type: 'string', minLength: 1, maxLength: 1024 }, code: { type: 'string', minLength: 1, maxLength: 64 } },
+  // The password and one second factor (a code or a passkey assertion): auth/access/reauthenticate.ts.
+  properties: reauthProperties,
 } as const;
 
 /**
@@ -75,7 +77,7 @@ export async function privacyRoutes(app: FastifyInstance, ctx: AppContext): Prom
     if (!session) throw refusedBecause('forbidden', 'exporting a record needs a signed-in user (integrations: GET /fhir/R4/Patient/<id>/$everything)');
     // Refused before the password is asked for: an admin sees no clinical content (audited as denied by the repository).
     await requireCompartmentAccess(request.records, COMPARTMENT_TYPES);
-    if (!(await reauthenticateUser(ctx, session, request.body as { password: string; code?: string }, { source: request.ip, requestId: request.id }))) {
+    if (!(await reauthenticateUser(ctx, session, request.body as ReauthInput, { source: request.ip, requestId: request.id }, 'export', reply))) {
       await audit('denied', { refused: 'reauthentication-failed' });
       throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and, if you use an authenticator app, a new code from it');
     }

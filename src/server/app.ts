@@ -30,7 +30,7 @@ import { healthRoutes } from './health-routes.js';
 import { registerMetrics } from '../observability/metrics.js';
 import { scheduleAuditRetention } from '../audit/audit-retention-schedule.js';
 import { webAppRoutes } from './web-app-routes.js';
-import { closeConnectionsWhileDraining, KEEP_ALIVE_TIMEOUT_MS } from '../cluster/keep-alive-behind-proxy.js';
+import { closeConnectionsWhileDraining, keepAliveTimeoutMs } from '../cluster/keep-alive-behind-proxy.js';
 
 /**
  * The HTTP application of one node. `https` is given when serving for real; tests may
@@ -51,7 +51,7 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
     connectionTimeout: 60_000,
     requestTimeout: 120_000,
     // Longer than a load balancer keeps an idle connection to the node (src/cluster/keep-alive-behind-proxy.ts).
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    keepAliveTimeout: keepAliveTimeoutMs(ctx.config),
     routerOptions: { maxParamLength: 128 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }) as unknown as FastifyInstance;

@@ -89,6 +89,8 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
         await consult.close();
         await audit.drain();
         await bans?.close();
+        // Its last counts shared and its sync timer stopped while the bus is still open.
+        if (rateLimiter instanceof RedisRateLimiter) await rateLimiter.close();
         await bus.close();
         await openedStore.close();
         await releaseLock();

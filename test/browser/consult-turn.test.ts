@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { startBrowserNode, type BrowserNode } from './support/browser-node.js';
+import { currentTotpCode } from '../../src/auth/mfa/totp.js';
+import { PASSWORD, startBrowserNode, type BrowserNode } from './support/browser-node.js';
 import { launchChromium, newParticipant, pcStats, waitForVideoFromAll, waitUntil } from './support/chromium.js';
 import { admitNext, joinFromDeviceCheck, signInThroughConsult } from './support/consult-flow.js';
 import { startCoturn } from './support/coturn.js';
@@ -65,5 +66,27 @@ describe('consultation through TURN', { timeout: 180_000 }, () => {
     expect(metrics).toMatch(/^telesalud_consult_media_participants\{path="relay"\} 2$/m);
     expect(metrics).toMatch(/^telesalud_consult_media_participants\{path="direct"\} 0$/m);
     expect(Number(/^telesalud_consult_relayed_bytes_total\{direction="sent"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+
+    // And the administrator sees it on the status page, in English.
+    const admin = await web.account('admin-turn', 'admin', 'Marta Ruiz');
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${web.origin}/admin/status`);
+      await page.fill('input[autocomplete="username"]', admin.email);
+      await page.fill('input[autocomplete="current-password"]', PASSWORD);
+      await page.click('button[type="submit"]');
+      await page.fill('input[autocomplete="one-time-code"]', currentTotpCode(admin.totpSecret!));
+      await page.click('button[type="submit"]');
+      await page.waitForURL(`${web.origin}/admin/status`);
+      const tile = page.getByTestId('status-relay-participants');
+      expect(await tile.locator('.figure').innerText()).toBe('2 of 2');
+      expect(await tile.locator('.figure-label').innerText()).toBe('Participants relayed now');
+      expect(Number(await page.getByTestId('status-relay-gbit-today').locator('.figure').innerText())).toBeGreaterThan(0);
+      // The day's bar has its relayed part.
+      expect(await page.getByTestId('status-traffic-days').locator('svg[role="img"] rect.series-sent-relayed').count()).toBe(1);
+    } finally {
+      await context.close();
+    }
   });
 });

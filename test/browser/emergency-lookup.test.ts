@@ -78,9 +78,6 @@ describe('emergency patient lookup in the clinic workspace', { timeout: 180_000 
 
     await web.node.ctx.audit.drain();
     const rows = await web.node.ctx.store.db.selectFrom('audit_event').select(['patient', 'detail']).where('action', '=', 'emergency-lookup').orderBy('seq').execute();
-    expect(rows).toEqual([
-      { patient: null, detail: { criteria: 'identifier', returned: [patientId] } },
-      { patient: `Patient/${patientId}`, detail: { criteria: 'identifier' } },
-    ]);
+    expect(rows).toEqual([{ patient: `Patient/${patientId}`, detail: { criteria: 'identifier', returned: [patientId] } }]);
   });
 });

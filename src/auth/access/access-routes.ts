@@ -13,7 +13,7 @@ import {
   grantBreakGlass,
   inCareOfAll,
 } from './care-relationships.js';
-import { reauthenticate } from './reauthenticate.js';
+import { reauthenticate, reauthProperties, reauthRefusal, type ReauthInput } from './reauthenticate.js';
 
 const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' };
 
@@ -38,14 +38,14 @@ export async function accessRoutes(app: FastifyInstance, ctx: AppContext): Promi
           properties: {
             patientId: uuid,
             reason: { type: 'string', minLength: BREAK_GLASS_MIN_REASON, maxLength: 1000 },
-            password: { type: 'string', minLength: 1, maxLength: 1024 },
-            code: { type: 'string', minLength: 1, maxLength: 64 },
+            // The password and one second factor: a code (authenticator app or recovery code) or a passkey assertion.
+            ...reauthProperties,
           },
         },
       },
     },
     async (request, reply) => {
-      const body = request.body as { patientId: string; reason: string; password: string; code?: string };
+      const body = request.body as { patientId: string; reason: string } & ReauthInput;
       const actor = request.actor!;
       const session = request.session;
       const patient = `Patient/${body.patientId}`;
@@ -58,9 +58,10 @@ export async function accessRoutes(app: FastifyInstance, ctx: AppContext): Promi
       }
       const reason = body.reason.trim();
       if (reason.length < BREAK_GLASS_MIN_REASON) throw badRequest(`state the reason in at least ${BREAK_GLASS_MIN_REASON} characters`, 'reason');
-      if (!(await reauthenticate(ctx.store.db, ctx.keyRing, ctx.audit, session.account.id, body, { source: request.ip, requestId: request.id }))) {
-        await refused('reauthentication-failed');
-        throw forbidden('re-authentication failed: give your password and a new code from your authenticator app');
+      const proof = await reauthenticate(ctx, session, 'break-glass', body, { source: request.ip, requestId: request.id });
+      if (!proof.ok) {
+        await refused(proof.reason === 'refused' ? 'reauthentication-failed' : proof.reason);
+        throw reauthRefusal(proof, reply);
       }
       const exists = await ctx.store.db.selectFrom('patient' as any).select('id').where('id', '=', body.patientId).where('deleted', '=', false).executeTakeFirst();
       if (!exists) throw notFound(`${patient} not found`);
@@ -76,7 +77,7 @@ export async function accessRoutes(app: FastifyInstance, ctx: AppContext): Promi
         patient,
         outcome: 'success',
         breakGlass: grant.grantId,
-        detail: { minutes: BREAK_GLASS_MINUTES, expires: grant.expires.toISOString(), reasonSha256: createHash('sha256').update(reason).digest('hex') },
+        detail: { minutes: BREAK_GLASS_MINUTES, expires: grant.expires.toISOString(), reasonSha256: createHash('sha256').update(reason).digest('hex'), reauthentication: proof.method },
       });
       return reply.code(201).send({ grantId: grant.grantId, patient, expires: grant.expires.toISOString() });
     },

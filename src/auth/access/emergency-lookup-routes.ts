@@ -18,9 +18,9 @@ import {
  * (POST /api/access/break-glass, which asks for the reason and re-authentication). A POST, so
  * the identifier or name never lands in a URL, an access log or the browser history.
  *
- * Every lookup is audited with the ids it returned, found or not: one summary entry (no patient,
- * counted for the rate limit) and one per patient returned, which shows in that patient's own
- * "who accessed my record". The criteria themselves are not kept: the kind is enough to review.
+ * Every lookup is one audit entry with the ids it returned, found or not (that entry also counts
+ * for the rate limit); the patients returned are named in it, so it shows in each one's own "who
+ * accessed my record". The criteria themselves are not kept: the kind is enough to review.
  */
 export async function emergencyLookupRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const entry = (request: FastifyRequest, e: Omit<AuditEntry, 'actor' | 'source' | 'requestId'>): AuditEntry => ({
@@ -70,10 +70,13 @@ export async function emergencyLookupRoutes(app: FastifyInstance, ctx: AppContex
         const found = await findEmergencyMatches(tx, criteria);
         const returned = found.matches.map((m) => m.id);
         await ctx.audit.recordIn(tx, [
-          entry(request, { action: 'emergency-lookup', resourceType: 'Patient', outcome: 'success', detail: { criteria: kind, returned, ...(found.tooMany ? { tooMany: true } : {}) } }),
-          ...returned.map((id) =>
-            entry(request, { action: 'emergency-lookup', resourceType: 'Patient', resourceId: id, patient: `Patient/${id}`, outcome: 'success', detail: { criteria: kind } }),
-          ),
+          entry(request, {
+            action: 'emergency-lookup',
+            resourceType: 'Patient',
+            patients: returned.map((id) => `Patient/${id}`),
+            outcome: 'success',
+            detail: { criteria: kind, returned, ...(found.tooMany ? { tooMany: true } : {}) },
+          }),
         ]);
         return { ...found, remaining: EMERGENCY_LOOKUP_LIMIT - used - 1 };
       });

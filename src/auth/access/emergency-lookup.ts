@@ -101,8 +101,8 @@ function tail(value: string): string {
 }
 
 /**
- * How many lookups this actor made in the window: counted from the audit trail (one summary
- * entry per lookup), so the limit holds across every node of a farm and across restarts.
+ * How many lookups this actor made in the window: counted from the audit trail (one entry per
+ * lookup; index audit_event_actor), so the limit holds across every node of a farm and across restarts.
  * Called under lockLookups(), so two concurrent lookups can't both take the last one.
  */
 export async function lookupsInWindow(db: Transaction<Database>, actor: string, now = new Date()): Promise<number> {
@@ -114,7 +114,6 @@ export async function lookupsInWindow(db: Transaction<Database>, actor: string, 
     .where('recorded', '>', since as never)
     .where('action', '=', 'emergency-lookup')
     .where('outcome', '=', 'success')
-    .where('patient', 'is', null)
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }

@@ -5,6 +5,7 @@ import { passwordExpiryOf } from '../accounts/account-passwords.js';
 import { refusedBecause } from '../auth-errors.js';
 import { authPolicy } from '../policy/auth-policy.js';
 import type { ActiveSession } from '../sessions/session-store.js';
+import { reauthProperties, type ReauthInput } from '../access/reauthenticate.js';
 import { reauthenticateUser } from '../sign-in/reauthenticate-user.js';
 import { signedInAnswer } from '../sign-in/sign-in-answer.js';
 import { confirmTotpEnrolment, hasSecondFactor, removeTotp, replaceRecoveryCodes, startTotpEnrolment } from './account-mfa.js';
@@ -13,7 +14,8 @@ const reauthBody = {
   type: 'object',
   additionalProperties: false,
   required: ['password'],
-  properties: { password: { type: 'string', minLength: 1, maxLength: 1024 }, code: { type: 'string', minLength: 1, maxLength: 64 } },
+  // The password and one second factor (a code or a passkey assertion): access/reauthenticate.ts.
+  properties: reauthProperties,
 } as const;
 
 /**
@@ -29,8 +31,8 @@ export async function mfaRoutes(app: FastifyInstance, ctx: AppContext): Promise<
     return request.session;
   };
   const reauthenticated = async (request: FastifyRequest, session: ActiveSession, action: AuditAction) => {
-    const body = request.body as { password: string; code?: string };
-    if (await reauthenticateUser(ctx, session, body, { source: request.ip, requestId: request.id })) return;
+    const body = request.body as ReauthInput;
+    if (await reauthenticateUser(ctx, session, body, { source: request.ip, requestId: request.id }, 'mfa-change')) return;
     await security(request, session, action, 'denied', { refused: 'reauthentication-failed' });
     throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and, if you use an authenticator app, a new code from it');
   };

@@ -3,10 +3,11 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import type { AppContext } from '../../server/app-context.js';
 import { refusedBecause } from '../auth-errors.js';
 import { replaceSessionsAfterMfaChange } from '../mfa/mfa-routes.js';
+import { reauthProperties, type ReauthInput } from '../access/reauthenticate.js';
 import { reauthenticateUser } from '../sign-in/reauthenticate-user.js';
 import { signedInAnswer } from '../sign-in/sign-in-answer.js';
 import { assertionJson, b64url, credentialJson } from './passkey-schemas.js';
-import { listPasskeys, registerPasskey, registrationOptions, relyingParty, verifyPasskeySignIn } from './passkeys.js';
+import { listPasskeys, reauthOptions, REAUTH_PURPOSES, registerPasskey, registrationOptions, relyingParty, verifyPasskeySignIn, type ReauthPurpose } from './passkeys.js';
 
 /**
  * Passkeys: a signed-in user registers one (after proving who they are again); at sign-in a
@@ -24,12 +25,12 @@ export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Prom
     {
       config: { allowedWhile: ['mfa-enrolment'] },
       bodyLimit: 4096,
-      schema: { body: { type: 'object', additionalProperties: false, required: ['password'], properties: { password: { type: 'string', minLength: 1, maxLength: 1024 }, code: { type: 'string', minLength: 1, maxLength: 64 } } } },
+      schema: { body: { type: 'object', additionalProperties: false, required: ['password'], properties: reauthProperties } },
     },
     async (request) => {
       const session = request.session;
       if (!session) throw refusedBecause('forbidden', 'only a signed-in user registers a passkey');
-      if (!(await reauthenticateUser(ctx, session, request.body as { password: string; code?: string }, { source: request.ip, requestId: request.id }))) {
+      if (!(await reauthenticateUser(ctx, session, request.body as ReauthInput, { source: request.ip, requestId: request.id }, 'mfa-change'))) {
         await ctx.audit.record({ actor: `account:${session.account.id}`, action: 'passkey-registered', outcome: 'denied', source: request.ip, requestId: request.id, detail: { refused: 'reauthentication-failed' } });
         throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and, if you use an authenticator app, a new code from it');
       }
@@ -66,6 +67,23 @@ export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Prom
       }
       await ctx.audit.record({ ...audit, outcome: 'success', detail: { credential: result.id.slice(0, 16) } });
       return { passkey: { id: result.id, label: result.label }, ...(await replaceSessionsAfterMfaChange(ctx, request, reply, session)) };
+    },
+  );
+
+  // Re-authentication with a passkey before one sensitive action: the challenge is this session's, for this action only.
+  app.post(
+    '/api/auth/reauth/passkey/options',
+    {
+      bodyLimit: 1024,
+      schema: { body: { type: 'object', additionalProperties: false, required: ['purpose'], properties: { purpose: { type: 'string', enum: [...REAUTH_PURPOSES] } } } },
+    },
+    async (request, reply) => {
+      const session = request.session;
+      if (!session) throw refusedBecause('forbidden', 'only a signed-in user re-authenticates');
+      const purpose = (request.body as { purpose: ReauthPurpose }).purpose;
+      const options = await reauthOptions(ctx.store.db, rp, { accountId: session.account.id, sessionId: session.id }, purpose);
+      if (!options) throw refusedBecause('no-passkey', 'this account has no passkey: use a code from your authenticator app or a recovery code', 409);
+      return reply.header('Cache-Control', 'no-store').send(options);
     },
   );
 

@@ -118,6 +118,8 @@ export async function signInOptions(db: Kysely<Database>, rp: RelyingParty, acco
  * Undefined when the account has no passkey.
  */
 export async function reauthOptions(db: Kysely<Database>, rp: RelyingParty, binding: ChallengeBinding, purpose: ReauthPurpose, now = new Date()): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+  // One open challenge per session and action: asking again replaces it, so a session can't pile them up.
+  await db.deleteFrom('webauthn_challenge').where('session_id', '=', binding.sessionId).where('account_id', '=', binding.accountId).where('purpose', '=', `reauth:${purpose}`).execute();
   return assertionOptions(db, rp, binding.accountId, `reauth:${purpose}`, binding.sessionId, now);
 }
 

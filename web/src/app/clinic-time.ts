@@ -40,17 +40,23 @@ type Instant = string | number | Date;
 
 /** An instant in the clinic's zone, in `locale`, with these options (timeZone is always the clinic's). */
 export function formatClinicTime(instant: Instant, locale: string, options: Intl.DateTimeFormatOptions): string {
-  return formatter(locale, options).format(new Date(instant));
+  const at = new Date(instant);
+  // Intl throws on an invalid date: a bad value from the server shows as nothing, never breaks the page.
+  return Number.isNaN(at.getTime()) ? '' : formatter(locale, options).format(at);
 }
 
 /** The clinic zone's short name at that instant ("GMT-6", "CET"…): summer time changes it. */
 export function clinicZoneName(instant: Instant, locale: string): string {
-  return formatter(locale, { timeZoneName: 'short' }).formatToParts(new Date(instant)).find((p) => p.type === 'timeZoneName')?.value ?? clinicTimeZone();
+  const at = new Date(instant);
+  if (Number.isNaN(at.getTime())) return '';
+  return formatter(locale, { timeZoneName: 'short' }).formatToParts(at).find((p) => p.type === 'timeZoneName')?.value ?? clinicTimeZone();
 }
 
 /** The calendar date (YYYY-MM-DD) of an instant in the clinic's zone: to group slots and appointments by day. */
 export function clinicDayKey(instant: Instant): string {
-  const parts = formatter('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date(instant));
+  const at = new Date(instant);
+  if (Number.isNaN(at.getTime())) return '';
+  const parts = formatter('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   return `${get('year')}-${get('month')}-${get('day')}`;
 }
