@@ -7,7 +7,7 @@ import { isProcessAlive } from '../server/data-dir-lock.js';
 import { adminSocketPath, readFrames, socketPermissionProblem, type AdminRequest } from './admin-socket-protocol.js';
 
 /** How long after taking the data-dir lock a service may take to open its admin socket. */
-const STARTING_MS = 60_000;
+const STARTING_MS = 30_000;
 
 /**
  * The embedded database admits one process. When a live service holds the data dir, a command

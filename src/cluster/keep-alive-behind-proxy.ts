@@ -13,8 +13,8 @@ import type { AppContext } from '../server/app-context.js';
  *   idle connection can live 15–60 s there (15 s measured for one). A node in a farm or behind
  *   a trusted proxy keeps an idle connection for KEEP_ALIVE_TIMEOUT_MS (Node adds 1 s more),
  *   well past that: HAProxy is always the side that closes an idle connection, and it never
- *   reuses one it has closed. (Measured with Node's default 10 s: about 1 request in 100 sent
- *   on a connection the node was closing failed with a reset.)
+ *   reuses one it has closed. (Provoked on purpose — requests timed to the node's idle close
+ *   behind HAProxy 2.6 — about 1 request in 100 failed with a reset.)
  * - Draining: from SIGTERM every response says `Connection: close`, so no connection goes back
  *   to HAProxy's idle pool; connections that were already idle are closed only when the node
  *   stops listening, after TELESALUD_DRAIN_DELAY_MS, by when HAProxy has seen `/readyz` answer

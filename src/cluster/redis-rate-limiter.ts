@@ -103,6 +103,8 @@ interface WindowSlot {
   sending: number;
   /** This node's increments not sent yet. */
   unsent: number;
+  /** At least this many in the window farm-wide: what the node where the limit tripped counted (TRIPPED_CHANNEL). */
+  floor: number;
 }
 
 /** A key's last two windows (the sliding window needs no more). */
@@ -114,7 +116,26 @@ interface SharedCounter {
   previous?: WindowSlot;
 }
 
-const total = (slot: WindowSlot | undefined) => (slot ? slot.farm + slot.sending + slot.unsent : 0);
+const total = (slot: WindowSlot | undefined) => (slot ? Math.max(slot.farm + slot.sending + slot.unsent, slot.floor) : 0);
+
+/**
+ * Where a node says that a limit tripped, with its counts, once per key and window farm-wide (when
+ * it writes the security event): every node then refuses that key at once, not after its next sync.
+ */
+const TRIPPED_CHANNEL = 'rate-limit:tripped';
+
+interface TrippedMessage {
+  key: string;
+  windowMs: number;
+  index: number;
+  current: number;
+  previous: number;
+}
+
+function isTrippedMessage(m: unknown): m is TrippedMessage {
+  const t = m as Partial<TrippedMessage> | null;
+  return typeof t?.key === 'string' && [t.windowMs, t.index, t.current, t.previous].every((n) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) && t.windowMs! > 0;
+}
 
 /**
  * The farm's rate limiter. A client gets one budget whichever node its requests reach, without a
@@ -132,8 +153,9 @@ const total = (slot: WindowSlot | undefined) => (slot ? slot.farm + slot.sending
  * admit for that key in two sync intervals (0.4 s at 200 ms) — and, on a node that had not seen
  * the key in its last sync, what that node admits in one interval before it learns the farm's
  * count. Steady traffic at a 600-a-minute limit overshoots by about 4 requests; a flood spread
- * over three nodes gets at most 0.4 s of their throughput past the limit, then every node refuses
- * it on its own (counts within a window only grow, so a refusal is never based on a stale excess).
+ * over three nodes gets at most 0.4 s of their throughput past the limit. And once a limit trips
+ * on one node, every node refuses the key within a bus hop: the node that writes the refusal's
+ * security event (once per key and window, farm-wide) also publishes the counts that tripped it.
  *
  * Limits marked `exact` (the live password checks' budgets, src/auth/passwords/
  * strength-check-budget.ts) are counted in Redis on every request instead (HIT below): their
@@ -163,6 +185,7 @@ export class RedisRateLimiter implements RateLimiter {
   /** The last sync (or exact count) failed: deciding alone until one works. */
   private usingLocal = false;
   private closed = false;
+  private readonly unsubscribe: Promise<(() => Promise<void>) | undefined>;
 
   constructor(
     private readonly bus: RedisBus,
@@ -174,6 +197,7 @@ export class RedisRateLimiter implements RateLimiter {
     if (!('telesaludRateSync' in bus.redis)) bus.redis.defineCommand('telesaludRateSync', { lua: SYNC });
     this.timer = setInterval(() => void this.sync(), syncIntervalMs);
     this.timer.unref();
+    this.unsubscribe = bus.subscribe(TRIPPED_CHANNEL, (message) => this.onTripped(message)).catch(() => undefined);
   }
 
   async hit(limits: RateLimit[], now = Date.now()): Promise<RateDecision> {
@@ -204,12 +228,24 @@ export class RedisRateLimiter implements RateLimiter {
     return { allowed, counts };
   }
 
+  /** What this node would answer for these limits now, without counting (nor syncing) anything. */
+  peek(limits: RateLimit[], now = Date.now()): RateDecision {
+    const counts = limits.map((limit) => {
+      const counter = this.counters.get(this.mapKey(limit));
+      const { index, elapsedMs } = windowOf(now, limit.windowMs);
+      return decide(limit, { current: total(counter && this.slot(counter, index, false)), previous: total(counter && this.slot(counter, index - 1, false)), elapsedMs });
+    });
+    return { allowed: counts.every((d) => d.allowed), counts: counts.map((d) => d.count) };
+  }
+
   async firstRefusal(key: string, windowMs: number, now = Date.now()): Promise<boolean> {
     // Its own round trip: it is asked only when a limit refuses, off the request's path.
     if (!this.bus.connected()) return this.local.firstRefusal(key, windowMs, now);
     const { index } = windowOf(now, windowMs);
     try {
-      return (await this.bus.redis.set(`${this.bus.prefix}rate:refused:${key}:${index}`, '1', 'PX', windowMs, 'NX')) === 'OK';
+      const first = (await this.bus.redis.set(`${this.bus.prefix}rate:refused:${key}:${index}`, '1', 'PX', windowMs, 'NX')) === 'OK';
+      if (first) this.announceTrip(key, windowMs, index);
+      return first;
     } catch {
       return this.local.firstRefusal(key, windowMs, now);
     }
@@ -234,9 +270,29 @@ export class RedisRateLimiter implements RateLimiter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    await (await this.unsubscribe)?.().catch(() => undefined);
     await this.syncing;
     await this.runSync();
     for (const resolve of this.waitingForStart.splice(0)) resolve();
+  }
+
+  /** Tell the other nodes this key's limit tripped here, with the counts that tripped it. */
+  private announceTrip(key: string, windowMs: number, index: number): void {
+    const counter = this.counters.get(this.mapKey({ key, windowMs }));
+    if (!counter) return;
+    const message: TrippedMessage = { key, windowMs, index, current: total(this.slot(counter, index, false)), previous: total(this.slot(counter, index - 1, false)) };
+    this.bus.publish(TRIPPED_CHANNEL, message).catch(() => undefined);
+  }
+
+  /** Another node's limit tripped: its counts are a floor for this node's view of that key. */
+  private onTripped(message: unknown): void {
+    if (this.closed || !isTrippedMessage(message)) return;
+    if (this.counters.size >= MAX_KEYS) this.evict(Date.now());
+    const counter = this.counter(message);
+    for (const [index, count] of [[message.index, message.current], [message.index - 1, message.previous]] as const) {
+      const slot = this.slot(counter, index, true);
+      if (slot) slot.floor = Math.max(slot.floor, count);
+    }
   }
 
   /** The timer's tick: one sync at a time; a tick while one is on its way is skipped. */
@@ -375,7 +431,7 @@ export class RedisRateLimiter implements RateLimiter {
     return `${limit.windowMs}:${limit.key}`;
   }
 
-  private counter(limit: RateLimit): SharedCounter {
+  private counter(limit: { key: string; windowMs: number }): SharedCounter {
     const mapKey = this.mapKey(limit);
     let c = this.counters.get(mapKey);
     if (!c) {
@@ -400,7 +456,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   private newSlot(counter: SharedCounter, index: number): WindowSlot {
-    return { index, endsAt: (index + 1) * counter.windowMs, redisKey: this.redisKey(counter, index), settled: false, farm: 0, sending: 0, unsent: 0 };
+    return { index, endsAt: (index + 1) * counter.windowMs, redisKey: this.redisKey(counter, index), settled: false, farm: 0, sending: 0, unsent: 0, floor: 0 };
   }
 
   private evict(now: number): void {

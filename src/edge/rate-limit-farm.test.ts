@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { createAccount } from '../auth/accounts/account-service.js';
 import { AuthTestClient } from '../auth/auth-test-client.js';
+import { RedisRateLimiter, SYNC_INTERVAL_MS } from '../cluster/redis-rate-limiter.js';
 import { startThrowawayRedis, TEST_REDIS_URL, type ThrowawayRedis } from '../cluster/throwaway-redis.js';
 import { Repository } from '../records/repository.js';
 import { startTestNode, type TestNode } from '../test-support/test-node.js';
@@ -17,6 +18,27 @@ const metadata = (node: TestNode, remoteAddress: string) => node.app.inject({ me
 function freshWindow(): void {
   vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
   vi.setSystemTime(Math.ceil(Date.now() / 60_000) * 60_000 + 120_000 + 1000);
+}
+
+const limiterOf = (node: TestNode) => node.ctx.rateLimiter as RedisRateLimiter;
+
+/** Each node in turn shares its counts and learns the farm's (a sync that starts after the call); how long it took. */
+async function synced(...nodes: TestNode[]): Promise<number> {
+  const started = performance.now();
+  for (const node of nodes) await limiterOf(node).nextSync();
+  return performance.now() - started;
+}
+
+/** The INFO commandstats calls of every command, and those of scripts (one round trip each). */
+async function commandCalls(redis: Redis): Promise<{ all: number; scripts: number }> {
+  const info = (await redis.info('commandstats')) as string;
+  let all = 0;
+  let scripts = 0;
+  for (const m of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) {
+    all += Number(m[2]);
+    if (m[1]!.startsWith('eval')) scripts += Number(m[2]);
+  }
+  return { all, scripts };
 }
 
 async function until(check: () => boolean, ms = 5000): Promise<void> {
@@ -56,13 +78,20 @@ describe.skipIf(!process.env.TELESALUD_TEST_DATABASE_URL)('rate limits shared by
     await a?.stop();
   });
 
-  it('adds up one source\'s requests whichever node they reach, and writes one security event for the farm', async () => {
+  it('adds up one source\'s requests whichever node they reach after a sync, and once one node refuses, all do', async () => {
     freshWindow();
     const source = '203.0.113.50';
+    const limit = { key: `source:${source}`, limit: 5, windowMs: 60_000 };
     const codes: number[] = [];
-    for (const node of [a, b, a, b, a]) codes.push((await metadata(node, source)).statusCode);
-    expect(codes).toEqual([200, 200, 200, 200, 200]);
+    for (const node of [a, a, a, b]) codes.push((await metadata(node, source)).statusCode);
+    expect(codes).toEqual([200, 200, 200, 200]);
+    // Counted on each node at once; shared within a sync interval (a's three pushed, then b learns the four).
+    expect(await synced(a, b)).toBeLessThan(4 * SYNC_INTERVAL_MS + 1000);
+    expect(limiterOf(b).peek([limit]).counts[0]!.remaining).toBe(0);
+    expect((await metadata(b, source)).statusCode).toBe(200);
     expect((await metadata(b, source)).statusCode).toBe(429);
+    // a counted three and has not synced the key since: the trip announced by b is what it refuses on.
+    await until(() => !limiterOf(a).peek([limit]).allowed);
     expect((await metadata(a, source)).statusCode).toBe(429);
     // Another address: its own budget on either node.
     expect((await metadata(b, '203.0.113.51')).statusCode).toBe(200);
@@ -83,7 +112,9 @@ describe.skipIf(!process.env.TELESALUD_TEST_DATABASE_URL)('rate limits shared by
     expect((await patient.signIn({ email: 'carla.farm@example.org', password: PASSWORD })).statusCode).toBe(200);
     const on = (node: TestNode, remoteAddress: string) => Object.assign(new AuthTestClient(node, remoteAddress), { cookie: patient.cookie, csrf: patient.csrf });
     const codes: number[] = [];
-    for (const [node, address] of [[a, '198.51.100.1'], [b, '198.51.100.2'], [a, '198.51.100.3'], [b, '198.51.100.4']] as const) codes.push((await on(node, address).get('/api/auth/session')).statusCode);
+    for (const [node, address] of [[a, '198.51.100.1'], [b, '198.51.100.2']] as const) codes.push((await on(node, address).get('/api/auth/session')).statusCode);
+    await synced(a, b);
+    for (const address of ['198.51.100.3', '198.51.100.4']) codes.push((await on(b, address).get('/api/auth/session')).statusCode);
     expect(codes).toEqual([200, 200, 200, 200]);
     const refused = await on(b, '198.51.100.5').get('/api/auth/session');
     expect(refused.statusCode).toBe(429);
@@ -125,10 +156,13 @@ describe('rate limits while Redis is down', () => {
     await redis?.stop();
   });
 
-  it('does not wait on a Redis that hangs: the count is made on this node after half a second', async () => {
+  it('does not wait on a Redis that hangs, and says it counts alone once a sync is stuck', async () => {
     freshWindow();
+    const limiter = limiterOf(node);
     expect((await metadata(node, '203.0.113.63')).statusCode).toBe(200);
-    const fallbacks = node.ctx.rateLimiter!.fallbacks();
+    await limiter.nextSync();
+    expect(limiter.mode()).toBe('shared');
+    const fallbacks = limiter.fallbacks();
     const admin = new Redis(redis.url, { lazyConnect: false });
     try {
       // Redis holds every client's commands for 3 s (the bus would wait 2 s for each).
@@ -137,12 +171,17 @@ describe('rate limits while Redis is down', () => {
       const res = await metadata(node, '203.0.113.63');
       const ms = performance.now() - started;
       expect(res.statusCode).toBe(200);
-      expect(ms).toBeLessThan(1500);
-      expect(node.ctx.rateLimiter!.fallbacks()).toBe(fallbacks + 1);
+      // No request waits on Redis (the old per-request count waited 500 ms before giving up).
+      expect(ms).toBeLessThan(450);
+      // The sync carrying that request hangs: after half a second the node says it counts alone.
+      await until(() => limiter.mode() === 'local', 2500);
+      expect((await metadata(node, '203.0.113.63')).statusCode).toBe(200);
+      expect(limiter.fallbacks()).toBeGreaterThan(fallbacks);
     } finally {
       await admin.call('client', 'unpause').catch(() => undefined);
       admin.disconnect();
     }
+    await until(() => limiter.mode() === 'shared', 6000);
   });
 
   it('keeps serving, counting on this node alone (failing open), and says so in the metrics', async () => {
@@ -159,5 +198,47 @@ describe('rate limits while Redis is down', () => {
     const metrics = (await node.request({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^telesalud_rate_limit_shared 0$/m);
     expect(Number(/^telesalud_rate_limit_fallbacks_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(7);
+  });
+});
+
+describe('rate limits in a farm cost no Redis round trip per request', () => {
+  let redis: ThrowawayRedis;
+  let node: TestNode;
+  let admin: Redis;
+  beforeAll(async () => {
+    // A Redis of this test's own, so its command counts are this node's alone.
+    redis = await startThrowawayRedis();
+    await redis.start();
+    node = await startTestNode('pglite', { TELESALUD_RATE_LIMIT_PER_SOURCE: '1000', TELESALUD_REDIS_URL: redis.url, TELESALUD_REDIS_PREFIX: 'cost:' });
+    admin = new Redis(redis.url);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await node?.stop();
+    await redis?.stop();
+  });
+
+  it('counts 200 requests with a few syncs, not 200 commands, and the farm\'s count has them all', async () => {
+    freshWindow();
+    const limiter = limiterOf(node);
+    await limiter.nextSync();
+    const before = await commandCalls(admin);
+    const started = performance.now();
+    const sources = ['203.0.113.70', '203.0.113.71'];
+    for (let i = 0; i < 200; i++) expect((await metadata(node, sources[i % 2]!)).statusCode).toBe(200);
+    await limiter.nextSync();
+    const elapsed = performance.now() - started;
+    const after = await commandCalls(admin);
+    // At most one script per sync interval (plus the one awaited), each adding to and reading
+    // two keys (three commands at most); the INFO call itself and bus traffic are the rest.
+    const syncs = after.scripts - before.scripts;
+    expect(syncs).toBeLessThanOrEqual(Math.ceil(elapsed / SYNC_INTERVAL_MS) + 2);
+    expect(after.all - before.all).toBeLessThan(Math.min(200, 8 * syncs + 20));
+    const index = Math.floor(Date.now() / 60_000);
+    const shared = await Promise.all(sources.map((s) => admin.get(`cost:rate:60000:source:${s}:${index}`)));
+    expect(shared.map(Number)).toEqual([100, 100]);
   });
 });

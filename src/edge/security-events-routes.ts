@@ -6,7 +6,7 @@ import { badRequest, forbidden } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
 
 /** What the admin console calls a security event: each is an action the audit trail already records. */
-export const SECURITY_EVENT_KINDS = ['shield-block', 'shield-ban', 'sign-in-failed', 'account-locked'] as const;
+export const SECURITY_EVENT_KINDS = ['shield-block', 'shield-ban', 'rate-limited', 'sign-in-failed', 'account-locked'] as const;
 export type SecurityEventKind = (typeof SECURITY_EVENT_KINDS)[number];
 
 /** Bucket widths the chart may use, smallest first; the smallest that keeps the chart under MAX_BUCKETS wins. */
@@ -157,6 +157,7 @@ function eventDetail(action: string, raw: unknown): Record<string, unknown> {
   const keep: Record<string, readonly string[]> = {
     'shield-block': ['route', 'method', 'families', 'rules', 'score', 'locations'],
     'shield-ban': ['until'],
+    'rate-limited': ['bucket', 'route', 'method', 'limit', 'windowSeconds'],
     'sign-in-failed': ['reason', 'failures', 'reauthentication'],
     'account-locked': ['minutes'],
   };

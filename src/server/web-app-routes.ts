@@ -76,6 +76,8 @@ export async function webAppRoutes(app: FastifyInstance, ctx: AppContext): Promi
       decorateReply: false,
       // File names carry a content hash: a new build gets new names.
       immutable: true,
+      // The build wrote .br and .gz copies (web/build/precompress.ts): sent to browsers that accept them.
+      preCompressed: true,
       maxAge: '365d',
     });
   }

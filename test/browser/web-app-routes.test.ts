@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webAppDir } from '../../src/server/web-app-routes.js';
 import { startTestNode, type TestNode } from '../../src/test-support/test-node.js';
@@ -30,6 +31,21 @@ describe('web app serving', () => {
       expect(csp).toContain("connect-src 'self' wss://clinica.test");
       expect(res.headers['permissions-policy']).toContain('camera=(self), microphone=(self), display-capture=(self)');
       expect(res.body).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    }
+  });
+
+  it('sends the build\'s Brotli or gzip copy of an asset to a browser that accepts it, the same bytes once decoded', async () => {
+    const plain = await node.app.inject({ method: 'GET', url: `/assets/${script}`, headers: { host: 'clinica.test' } });
+    expect(plain.statusCode).toBe(200);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    for (const [accept, encoding, decode] of [['br, gzip', 'br', brotliDecompressSync], ['gzip', 'gzip', gunzipSync]] as const) {
+      const res = await node.app.inject({ method: 'GET', url: `/assets/${script}`, headers: { host: 'clinica.test', 'accept-encoding': accept } });
+      expect(res.statusCode, accept).toBe(200);
+      expect(res.headers['content-encoding'], accept).toBe(encoding);
+      expect(res.headers['content-type'], accept).toMatch(/javascript/);
+      expect(res.headers.vary, accept).toMatch(/accept-encoding/i);
+      expect(res.rawPayload.length, accept).toBeLessThan(plain.rawPayload.length / 2);
+      expect(decode(res.rawPayload).equals(plain.rawPayload), accept).toBe(true);
     }
   });
 

@@ -12,7 +12,7 @@ const KINDS = [
   'sign-in', 'sign-in-failed', 'account-locked', 'sign-out', 'password-changed', 'mfa-enrolled', 'mfa-reset',
   'invitation-created', 'invitation-accepted', 'account-unlocked', 'account-disabled', 'account-enabled', 'policy-changed',
   'consult-join', 'consult-admit', 'consult-decline', 'consult-remove', 'consult-end', 'consult-invite', 'consult-guest-link',
-  'break-glass', 'care-assigned', 'care-unassigned', 'shield-block', 'shield-ban', 'audit-search', 'audit-export', 'consent-recorded',
+  'break-glass', 'care-assigned', 'care-unassigned', 'shield-block', 'shield-ban', 'rate-limited', 'invitation-revoked', 'audit-search', 'audit-export', 'consent-recorded',
 ] as const;
 
 interface AuditEvent {

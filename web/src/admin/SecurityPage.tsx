@@ -5,7 +5,7 @@ import { errorMessage } from './AdminApp.js';
 import { StackedBarChart, type Series } from './charts.js';
 import { axisLabel, bucketLabel, dateTime, number } from './format.js';
 
-const KINDS = ['shield-block', 'shield-ban', 'sign-in-failed', 'account-locked'] as const;
+const KINDS = ['shield-block', 'shield-ban', 'rate-limited', 'sign-in-failed', 'account-locked'] as const;
 const RANGES = { '24h': 24, '7d': 7 * 24, '30d': 30 * 24 } as const;
 type Range = keyof typeof RANGES;
 
@@ -16,7 +16,7 @@ interface SecurityEvent {
   outcome: string;
   source: string | null;
   actor: string;
-  detail: { route?: string; method?: string; families?: string[]; rules?: string[]; score?: number; until?: string; reason?: string; failures?: number; minutes?: number };
+  detail: { route?: string; method?: string; families?: string[]; rules?: string[]; score?: number; until?: string; reason?: string; failures?: number; minutes?: number; bucket?: string; limit?: number; windowSeconds?: number };
 }
 
 interface SecurityView {
@@ -200,6 +200,8 @@ function describe(t: (key: string, options?: Record<string, unknown>) => string,
       });
     case 'shield-ban':
       return d.until ? t('admin.security.bannedUntil', { when: dateTime(d.until) }) : '';
+    case 'rate-limited':
+      return t('admin.security.rateLimitedDetail', { request: `${d.method ?? ''} ${d.route ?? ''}`.trim(), limit: d.limit ?? 0, seconds: d.windowSeconds ?? 0, bucket: t(`admin.security.buckets.${d.bucket}`, { defaultValue: d.bucket ?? '' }) });
     case 'sign-in-failed':
       return d.reason === 'paused' ? t('admin.security.paused') : d.failures ? t('admin.security.failures', { count: d.failures }) : t('admin.security.unknownAccount');
     case 'account-locked':
