@@ -50,10 +50,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     TELESALUD_ADMIN_TOKEN: options.adminToken,
     TELESALUD_LOG_LEVEL: 'warn',
     // Load on purpose: one admin token and a few accounts from loopback far above any real user's
-    // rate. The API rate limits (src/edge/rate-limit-plugin.ts) are off here, not tripped by accident.
-    TELESALUD_RATE_LIMIT_PER_SOURCE: '0',
-    TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '0',
-    TELESALUD_RATE_LIMIT_PER_ACCOUNT: '0',
+    // rate. The API rate limits (src/edge/rate-limit-plugin.ts) stay on, so the figures include what
+    // production pays for counting every request, with ceilings no bench reaches (a refusal would
+    // measure the 429 path instead).
+    TELESALUD_RATE_LIMIT_PER_SOURCE: '1000000',
+    TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '10000000',
+    TELESALUD_RATE_LIMIT_PER_ACCOUNT: '1000000',
     ...(options.databaseUrl ? { TELESALUD_DATABASE_URL: options.databaseUrl } : {}),
   });
   // A TypeScript entry (bench/audit-off-server.ts) runs through tsx; the service itself is dist/, built.

@@ -140,6 +140,25 @@ describe('online backup, audit verify and key rotation on the running embedded n
     expect(retired.stdout).toMatch(new RegExp(`^retired ${oldKey}:`));
   });
 
+  it('cleans up after a command that hangs up mid-backup, and keeps serving', async () => {
+    // An archive far larger than the socket's buffers, so the node is still writing when the command goes.
+    await upload(pdf(3_000_000));
+    const socket = adminSocketPath(dataDir);
+    let chunks = 0;
+    const cut = await callAdminSocket(socket, { command: 'backup' }, {
+      onData: async () => {
+        chunks += 1;
+        throw new Error('the operator pressed Ctrl-C');
+      },
+    }).catch((err: Error) => err);
+    expect((cut as Error).message).toBe('the operator pressed Ctrl-C');
+    expect(chunks).toBe(1);
+    // The node notices, stops reading and removes its snapshot copy.
+    for (let i = 0; i < 100 && (await readdir(dataDir)).some((f) => f.startsWith('.backup-snapshot-')); i++) await new Promise((r) => setTimeout(r, 200));
+    expect((await readdir(dataDir)).filter((f) => f.startsWith('.backup-snapshot-'))).toEqual([]);
+    expect((await api('POST', '/fhir/R4/Observation', JSON.stringify(heartRate(patientId, 61, '2025-03-01T08:00:00Z')))).status).toBe(201);
+  });
+
   it('backs up the running node under write load; the restore holds one instant of it, documents with their rows, and the chain verifies', async () => {
     const file = path.join(work, 'clinic.tsbackup');
     let writing = true;
@@ -221,8 +240,8 @@ describe('online backup, audit verify and key rotation on the running embedded n
       expect(copied.ok).toBe(true);
       expect(copied.entries).toBeLessThan((await verifyAuditChain(source.db, { keys: [key] })).entries);
       // The backup and the key operations are on record, with the operating-system account behind them.
-      const operations = await sql<{ actor: string; action: string; source: string; os_user: string | null }>`
-        select actor, action, source, detail->>'osUser' as os_user from audit_event
+      const operations = await sql<{ actor: string; action: string; source: string; outcome: string; os_user: string | null }>`
+        select actor, action, source, outcome, detail->>'osUser' as os_user from audit_event
          where actor in ('system:backup', 'system:keys-rotate', 'system:keys-retire', 'system:audit-verify') order by seq`.execute(source.db);
       expect(operations.rows.map((r) => `${r.actor} ${r.action}`)).toEqual([
         'system:audit-verify audit-search',
@@ -231,8 +250,10 @@ describe('online backup, audit verify and key rotation on the running embedded n
         'system:keys-rotate key-rotation-finished',
         'system:keys-retire key-retired',
         'system:backup export',
+        'system:backup export',
       ]);
-      expect(operations.rows.at(-1)!.source).toBe('admin-socket');
+      // The one cut off is on record as failed.
+      expect(operations.rows.slice(-2).map((r) => `${r.source} ${r.outcome}`)).toEqual(['admin-socket failed', 'admin-socket success']);
       for (const row of operations.rows) expect(row.os_user).toBe(os.userInfo().username);
     } finally {
       await source.close();

@@ -35,7 +35,9 @@ export function keepAliveTimeoutMs(config: Pick<Config, 'redisUrl' | 'trustedPro
 }
 
 export function closeConnectionsWhileDraining(app: FastifyInstance, ctx: Pick<AppContext, 'lifecycle'>): void {
-  app.addHook('onSend', async (_request, reply) => {
+  // Callback style, not async: this runs on every response, and needs no promise of its own.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (ctx.lifecycle.draining) reply.header('connection', 'close');
+    done(null, payload);
   });
 }

@@ -1,3 +1,5 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { createAccount } from '../auth/accounts/account-service.js';
@@ -38,6 +40,21 @@ describe('GET /metrics', () => {
     // Route patterns only: no id, no query, no name.
     expect(text).not.toContain(p.id);
     for (const marker of [...HEALTH_DATA_MARKERS, 'Métrica', 'M%C3%A9trica']) expect(text).not.toContain(marker);
+  });
+
+  it('exports every metric the shipped alert rules and Grafana dashboard use', async () => {
+    const deploy = path.resolve(import.meta.dirname, '../../deploy');
+    const files = [path.join(deploy, 'prometheus/telesalud-alerts.yml'), ...(await readdir(path.join(deploy, 'grafana'))).filter((f) => f.endsWith('.json')).map((f) => path.join(deploy, 'grafana', f))];
+    const used = new Set<string>();
+    for (const file of files) for (const m of (await readFile(file, 'utf8')).matchAll(/\btelesalud_[a-z0-9_]+/g)) used.add(m[0].replace(/_(bucket|count|sum)$/, ''));
+    const text = (await node.request({ method: 'GET', url: '/metrics' })).body;
+    const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    // `telesalud audit verify --prometheus-file` writes these for the node exporter's textfile collector.
+    for (const name of ['telesalud_audit_chain_ok', 'telesalud_audit_chain_verified_timestamp_seconds']) exported.add(name);
+    // Exported only where they mean something, and checked there: the pool on PostgreSQL (below), OCSP with a CA-issued certificate (src/server/ocsp-stapling.test.ts).
+    for (const name of ['telesalud_db_pool_connections', 'telesalud_db_pool_waiting', 'telesalud_db_pool_max', 'telesalud_ocsp_stapling', 'telesalud_ocsp_fetches_total']) exported.add(name);
+    expect(used.size).toBeGreaterThan(15);
+    expect([...used].filter((name) => !exported.has(name))).toEqual([]);
   });
 
   it('is for administrators only', async () => {

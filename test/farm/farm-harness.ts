@@ -118,11 +118,12 @@ export async function startFarm(options: FarmOptions): Promise<Farm> {
       TELESALUD_DB_POOL_SIZE: '5',
       TELESALUD_SHUTDOWN_TIMEOUT_MS: '10000',
       // Farm tests and bench/farm.ts drive the nodes far above a real user's rate on purpose (many
-      // sockets of one account, bursts of admin-token requests): the API rate limits are off, not
-      // tripped by accident; src/edge/rate-limit-farm.test.ts tests them across nodes. A test may set them.
-      TELESALUD_RATE_LIMIT_PER_SOURCE: '0',
-      TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '0',
-      TELESALUD_RATE_LIMIT_PER_ACCOUNT: '0',
+      // sockets of one account, bursts of admin-token requests): the API rate limits stay on, so the
+      // figures include counting every request farm-wide as production does, with ceilings the load
+      // never reaches; src/edge/rate-limit-farm.test.ts tests them tripping across nodes. A test may set them.
+      TELESALUD_RATE_LIMIT_PER_SOURCE: '1000000',
+      TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '10000000',
+      TELESALUD_RATE_LIMIT_PER_ACCOUNT: '1000000',
       ...(options.env ?? {}),
     };
     const entryArgs = options.entry === 'dist' ? [path.join(root, 'bin/telesalud.js')] : null;

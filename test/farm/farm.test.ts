@@ -87,11 +87,12 @@ describe.skipIf(!base || !haproxyInstalled)('farm of three nodes behind HAProxy'
       TELESALUD_DB_POOL_SIZE: '5',
       TELESALUD_SHUTDOWN_TIMEOUT_MS: '10000',
       TELESALUD_LOG_FILE: path.join(testLogDir(), `farm-${process.pid}.log`),
-      // Load through HAProxy on purpose: the API rate limits are off, not tripped by accident
-      // (src/edge/rate-limit-farm.test.ts tests them across nodes).
-      TELESALUD_RATE_LIMIT_PER_SOURCE: '0',
-      TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '0',
-      TELESALUD_RATE_LIMIT_PER_ACCOUNT: '0',
+      // Load through HAProxy on purpose: the API rate limits stay on (counted farm-wide, as in
+      // production) with ceilings the load never reaches, so they are paid for, not tripped
+      // (src/edge/rate-limit-farm.test.ts tests them tripping across nodes).
+      TELESALUD_RATE_LIMIT_PER_SOURCE: '1000000',
+      TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '10000000',
+      TELESALUD_RATE_LIMIT_PER_ACCOUNT: '1000000',
     };
 
     const names = ['node1', 'node2', 'node3'];

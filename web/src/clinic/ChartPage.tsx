@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { hasPasskey, passkeyAssertion } from '../auth/reauth-passkey.js';
 import type { Clinician } from './ClinicApp.js';
 import { Allergies, Documents, Medications, Problems, VitalSigns, ChartSection } from './ChartSections.js';
 import { call, fhirGet, personName, type Resource } from './fhir.js';
@@ -90,7 +91,10 @@ export function ChartPage({ patientId, clinician }: { patientId: string; clinici
   );
 }
 
-/** Emergency access: the reason stated, password and a fresh code, then the record opens for a limited time. */
+/**
+ * Emergency access: the reason stated, the password and one second factor (a fresh code, a
+ * recovery code or the passkey), then the record opens for a limited time.
+ */
 function BreakGlass({ patientId, onOpened }: { patientId: string; onOpened(): void }) {
   const { t, i18n } = useTranslation();
   const [reason, setReason] = useState('');
@@ -99,22 +103,46 @@ function BreakGlass({ patientId, onOpened }: { patientId: string; onOpened(): vo
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
   const [granted, setGranted] = useState<string>();
+  const [withPasskey, setWithPasskey] = useState(false);
+
+  // The passkey button is offered only to an account that has one.
+  useEffect(() => {
+    let live = true;
+    hasPasskey().then((has) => live && setWithPasskey(has), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    await open(false);
+  }
+
+  async function open(usePasskey: boolean) {
     if (reason.trim().length < BREAK_GLASS_MIN_REASON) return setError(t('clinic.chart.breakGlass.tooShort', { min: BREAK_GLASS_MIN_REASON }));
+    if (!password) return setError(t('clinic.chart.breakGlass.passwordFirst'));
     setBusy(true);
     setError(undefined);
     try {
-      const grant = await call<{ expires: string }>('POST', '/api/access/break-glass', { body: { patientId, reason: reason.trim(), password, ...(code.trim() ? { code: code.trim() } : {}) }, contentType: 'application/json' });
+      let proof: Record<string, unknown> = code.trim() ? { code: code.trim() } : {};
+      if (usePasskey) {
+        const passkey = await passkeyAssertion('break-glass');
+        if (!passkey) return setError(t('clinic.chart.breakGlass.passkeyCancelled'));
+        proof = { passkey };
+      }
+      const grant = await call<{ expires: string }>('POST', '/api/access/break-glass', { body: { patientId, reason: reason.trim(), password, ...proof }, contentType: 'application/json' });
       setGranted(grant.expires);
       setPassword('');
       setCode('');
       onOpened();
     } catch (err) {
       const status = err instanceof ApiError ? err.status : 0;
-      setError(status === 403 ? t('clinic.chart.breakGlass.refused') : status === 409 ? t('clinic.chart.breakGlass.alreadyInCare') : errorText(t, err));
-      if (status === 409) onOpened();
+      const why = err instanceof ApiError ? err.code : undefined;
+      if (why === 'enrol-second-factor') setError(t('clinic.chart.breakGlass.enrolFirst'));
+      else if (status === 429) setError(t('clinic.chart.breakGlass.wait'));
+      else setError(status === 403 ? t('clinic.chart.breakGlass.refused') : status === 409 && why !== 'no-passkey' ? t('clinic.chart.breakGlass.alreadyInCare') : errorText(t, err));
+      if (status === 409 && why !== 'no-passkey') onOpened();
     } finally {
       setBusy(false);
     }
@@ -137,11 +165,16 @@ function BreakGlass({ patientId, onOpened }: { patientId: string; onOpened(): vo
         </label>
         <label>
           {t('clinic.chart.breakGlass.code')}
-          <input type="text" inputMode="numeric" autoComplete="one-time-code" value={code} onChange={(e) => setCode(e.target.value)} data-testid="break-glass-code" />
+          <input type="text" autoComplete="one-time-code" spellCheck={false} value={code} onChange={(e) => setCode(e.target.value)} data-testid="break-glass-code" />
         </label>
         <button type="submit" className="danger" disabled={busy} data-testid="break-glass-submit">
           {t('clinic.chart.breakGlass.submit')}
         </button>
+        {withPasskey && (
+          <button type="button" className="danger" disabled={busy} onClick={() => void open(true)} data-testid="break-glass-passkey">
+            {t('clinic.chart.breakGlass.passkey')}
+          </button>
+        )}
         <ErrorLine error={error} />
       </form>
     </main>

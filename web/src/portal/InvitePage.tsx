@@ -111,7 +111,7 @@ export function InvitePage({ path }: { path: string }) {
     setBusy(true);
     setError(undefined);
     try {
-      await addPasskey(password, undefined, deviceLabel());
+      await addPasskey({ password }, deviceLabel());
       const answer = await call<{ recoveryCodes: string[] }>('POST', '/api/auth/mfa/recovery-codes', { password });
       setCodes(answer.recoveryCodes);
       setStep('codes');

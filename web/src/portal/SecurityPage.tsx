@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { passkeyAssertion, type ReauthPurpose } from '../auth/reauth-passkey.js';
 import { explain } from './explain.js';
 import { formatDateTime } from './format.js';
 import { addPasskey, deviceLabel, passkeysSupported, RecoveryCodes, TotpSetup, type TotpEnrolment } from './mfa-setup.js';
@@ -95,8 +96,11 @@ function Sessions() {
   );
 }
 
-/** Password (and a current code when an authenticator is in use): every change of factors asks again. */
-function ReauthFields({ password, setPassword, code, setCode, needsCode }: { password: string; setPassword: (v: string) => void; code: string; setCode: (v: string) => void; needsCode: boolean }) {
+/**
+ * Password and, when the account has a second factor, one of them: a code (authenticator app or
+ * recovery code) or, where the account has a passkey, the passkey instead. Every change of factors asks again.
+ */
+function ReauthFields({ password, setPassword, code, setCode, needsCode, onPasskey, busy }: { password: string; setPassword: (v: string) => void; code: string; setCode: (v: string) => void; needsCode: boolean; onPasskey?: (() => void) | undefined; busy?: boolean }) {
   const { t } = useTranslation();
   return (
     <>
@@ -107,11 +111,23 @@ function ReauthFields({ password, setPassword, code, setCode, needsCode }: { pas
       {needsCode && (
         <label>
           {t('portal.security.currentCode')}
-          <input autoComplete="one-time-code" inputMode="numeric" required value={code} onChange={(e) => setCode(e.target.value)} />
+          <input autoComplete="one-time-code" spellCheck={false} required={!onPasskey} value={code} onChange={(e) => setCode(e.target.value)} />
         </label>
+      )}
+      {needsCode && onPasskey && (
+        <button type="button" disabled={busy || !password} onClick={onPasskey} data-testid="reauth-passkey">
+          {t('portal.security.usePasskey')}
+        </button>
       )}
     </>
   );
+}
+
+/** What a re-authentication sends: the password and the code typed, or a passkey assertion for `purpose` (undefined if the user gave up). */
+async function reauthProof(password: string, code: string, purpose?: ReauthPurpose): Promise<{ password: string; code?: string; passkey?: Record<string, unknown> } | undefined> {
+  if (!purpose) return { password, ...(code.trim() ? { code: code.trim() } : {}) };
+  const passkey = await passkeyAssertion(purpose);
+  return passkey ? { password, passkey } : undefined;
 }
 
 type FactorAction = 'totp' | 'passkey' | 'codes' | 'disable';
@@ -145,13 +161,18 @@ function SecondFactors() {
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    await run(false);
+  }
+
+  async function run(usePasskey: boolean) {
     setBusy(true);
     setError(undefined);
-    const reauth = { password, ...(code.trim() ? { code: code.trim() } : {}) };
     try {
+      const reauth = await reauthProof(password, code, usePasskey ? 'mfa-change' : undefined);
+      if (!reauth) return setError(t('portal.security.passkeyNotUsed'));
       if (action === 'totp') setEnrolment(await call<TotpEnrolment>('POST', '/api/auth/mfa/totp/enrol', reauth));
       if (action === 'passkey') {
-        await addPasskey(reauth.password, reauth.code, deviceLabel());
+        await addPasskey(reauth, deviceLabel());
         setStatus(t('portal.security.passkeyAdded'));
         reset();
         load();
@@ -236,7 +257,7 @@ function SecondFactors() {
       {action && !enrolment && (
         <form className="stack panel" onSubmit={(e) => void submit(e)} aria-label={t(`portal.security.confirm.${action}`)}>
           <p>{t(`portal.security.confirm.${action}`)}</p>
-          <ReauthFields password={password} setPassword={setPassword} code={code} setCode={setCode} needsCode={!!mfa?.totp} />
+          <ReauthFields password={password} setPassword={setPassword} code={code} setCode={setCode} needsCode={!!mfa?.totp || (mfa?.passkeys ?? 0) > 0} onPasskey={(mfa?.passkeys ?? 0) > 0 ? () => void run(true) : undefined} busy={busy} />
           {error && <p role="alert" className="error">{error}</p>}
           <div className="row">
             <button type="submit" className="primary" disabled={busy}>{busy ? t('portal.busy') : t('portal.security.continue')}</button>
@@ -331,16 +352,26 @@ function ExportRecord({ patientId }: { patientId: string }) {
   const [error, setError] = useState<string>();
   const [status, setStatus] = useState<string>();
   const [needsCode, setNeedsCode] = useState(false);
+  const [withPasskey, setWithPasskey] = useState(false);
   useEffect(() => {
-    call<MfaState>('GET', '/api/auth/mfa').then((m) => setNeedsCode(m.totp), () => undefined);
+    call<MfaState>('GET', '/api/auth/mfa').then((m) => {
+      setNeedsCode(m.totp || m.passkeys > 0);
+      setWithPasskey(m.passkeys > 0);
+    }, () => undefined);
   }, []);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    await run(false);
+  }
+
+  async function run(usePasskey: boolean) {
     setBusy(true);
     setError(undefined);
     try {
-      await download('POST', `/api/patients/${patientId}/export`, `telesalud-record-${new Date().toISOString().slice(0, 10)}.json`, { password, ...(code.trim() ? { code: code.trim() } : {}) });
+      const reauth = await reauthProof(password, code, usePasskey ? 'export' : undefined);
+      if (!reauth) return setError(t('portal.security.passkeyNotUsed'));
+      await download('POST', `/api/patients/${patientId}/export`, `telesalud-record-${new Date().toISOString().slice(0, 10)}.json`, reauth);
       setStatus(t('portal.security.exported'));
       setOpen(false);
       setPassword('');
@@ -361,7 +392,7 @@ function ExportRecord({ patientId }: { patientId: string }) {
         <button type="button" onClick={() => setOpen(true)} data-testid="export-start">{t('portal.security.exportStart')}</button>
       ) : (
         <form className="stack panel" onSubmit={(e) => void submit(e)} aria-labelledby="export-title">
-          <ReauthFields password={password} setPassword={setPassword} code={code} setCode={setCode} needsCode={needsCode} />
+          <ReauthFields password={password} setPassword={setPassword} code={code} setCode={setCode} needsCode={needsCode} onPasskey={withPasskey ? () => void run(true) : undefined} busy={busy} />
           {error && <p role="alert" className="error">{error}</p>}
           <div className="row">
             <button type="submit" className="primary" disabled={busy}>{busy ? t('portal.busy') : t('portal.security.exportGo')}</button>
