@@ -71,11 +71,16 @@ export async function writeBackupArchive(source: Kysely<Database> | SnapshotRead
   const read = typeof source === 'function' ? source : readerOf(source);
   const content = new PassThrough({ highWaterMark: 1024 * 1024 });
   const writing = pipeline(content, createGzip({ level: 6 }), sealArchive(keyRing, options.version), sink);
+  // Awaited below; a sink failing while the read waits on the database must not crash the process as an unhandled rejection.
+  writing.catch(() => undefined);
   try {
     const { counts, migrations } = await read(
       async (text) => {
-        if (content.write(text)) return;
         // A sink that fails (a disk full, a CLI gone) destroys `content`: stop the read then, not hang it.
+        const failed = async () => (await writing.then(() => undefined, (e: unknown) => e)) ?? new Error('the backup could not be written');
+        if (content.destroyed) throw await failed();
+        if (content.write(text)) return;
+        if (content.destroyed) throw await failed();
         await new Promise<void>((resolve) => {
           const wake = () => {
             content.off('drain', wake);
@@ -85,7 +90,7 @@ export async function writeBackupArchive(source: Kysely<Database> | SnapshotRead
           content.on('drain', wake);
           content.on('close', wake);
         });
-        if (content.destroyed) throw (await writing.then(() => undefined, (e: unknown) => e)) ?? new Error('the backup could not be written');
+        if (content.destroyed) throw await failed();
       },
       (table, rows, estimated) => options.onProgress?.({ phase: 'read', table, rows, estimated }),
     );

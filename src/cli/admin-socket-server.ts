@@ -122,8 +122,9 @@ async function serveConnection(ctx: AppContext, socket: Socket, file: string, ga
   socket.on('close', () => abort.abort());
   const send = (type: FrameType, payload: Buffer | string): Promise<void> =>
     new Promise((resolve, reject) => {
-      if (socket.destroyed) return reject(new Error('the command hung up'));
-      if (socket.write(encodeFrame(type, payload))) return resolve();
+      if (socket.destroyed || !socket.writable) return reject(new Error('the command hung up'));
+      const flushed = socket.write(encodeFrame(type, payload), (err) => err && reject(new Error('the command hung up')));
+      if (flushed) return resolve();
       const wake = () => {
         socket.off('drain', wake);
         socket.off('close', wake);

@@ -39,7 +39,9 @@ describe('the farm\'s local-first rate limiter', () => {
 
   it('counts its own requests at once and the other node\'s after a sync; overshoots by no more than the bound', async () => {
     const limit = { key: 'source:198.51.100.20', limit: 10, windowMs: 60_000 };
-    const now = () => Date.now();
+    // One instant for every count: no test straddles a window's edge.
+    const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
+    const now = () => t;
     for (let i = 0; i < 6; i++) expect(a.hitNow([limit], now()).allowed).toBe(true);
     // b has not heard of a's six yet: it decides on its own four.
     for (let i = 0; i < 4; i++) expect(b.hitNow([limit], now()).allowed).toBe(true);
@@ -53,21 +55,20 @@ describe('the farm\'s local-first rate limiter', () => {
     await a.nextSync();
     // … and then it refuses too.
     expect(a.hitNow([limit], now()).allowed).toBe(false);
-    const index = Math.floor(now() / 60_000);
-    expect(Number(await busA.redis.get(`${prefix}rate:60000:${limit.key}:${index}`))).toBe(11);
+    expect(Number(await busA.redis.get(`${prefix}rate:60000:${limit.key}:${Math.floor(t / 60_000)}`))).toBe(11);
   });
 
   it('counts a request against every limit or none, on the node as in Redis', async () => {
     const tight = { key: 'account:tight', limit: 1, windowMs: 60_000 };
     const loose = { key: 'source:198.51.100.21', limit: 100, windowMs: 60_000 };
-    expect(a.hitNow([loose, tight]).allowed).toBe(true);
-    const refused = a.hitNow([loose, tight]);
+    const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
+    expect(a.hitNow([loose, tight], t).allowed).toBe(true);
+    const refused = a.hitNow([loose, tight], t);
     expect(refused.allowed).toBe(false);
     expect(refused.counts[1]!.retryAfterMs).toBeGreaterThan(0);
     await a.nextSync();
-    const index = Math.floor(Date.now() / 60_000);
-    expect(Number(await busA.redis.get(`${prefix}rate:60000:${loose.key}:${index}`))).toBe(1);
-    expect(a.peek([loose]).counts[0]!.remaining).toBe(98);
+    expect(Number(await busA.redis.get(`${prefix}rate:60000:${loose.key}:${Math.floor(t / 60_000)}`))).toBe(1);
+    expect(a.peek([loose], t).counts[0]!.remaining).toBe(98);
   });
 
   it('weighs the previous window by what the farm counted in it, learnt at the first sync', async () => {
@@ -108,18 +109,18 @@ describe('the farm\'s local-first rate limiter while Redis is down', () => {
     await until(() => !bus.connected());
     expect(limiter.mode()).toBe('local');
     const before = limiter.fallbacks();
-    expect([1, 2, 3, 4].map(() => limiter.hitNow([limit]).allowed)).toEqual([true, true, true, false]);
+    const t = Math.floor(Date.now() / 60_000) * 60_000 + 1000;
+    expect([1, 2, 3, 4].map(() => limiter.hitNow([limit], t).allowed)).toEqual([true, true, true, false]);
     expect(limiter.fallbacks()).toBe(before + 4);
     await limiter.nextSync();
     expect(limiter.mode()).toBe('local');
 
     await redis.start();
     await until(() => bus.connected(), 10_000);
-    limiter.hitNow([limit]);
+    limiter.hitNow([limit], t);
     await limiter.nextSync();
     expect(limiter.mode()).toBe('shared');
     // The three counted while Redis was down reached it (a restarted Redis had nothing).
-    const index = Math.floor(Date.now() / 60_000);
-    expect(Number(await bus.redis.get(`down:rate:60000:${limit.key}:${index}`))).toBe(3);
+    expect(Number(await bus.redis.get(`down:rate:60000:${limit.key}:${Math.floor(t / 60_000)}`))).toBe(3);
   });
 });
