@@ -1,7 +1,5 @@
-import os from 'node:os';
 import type { Kysely } from 'kysely';
-import { pino } from 'pino';
-import { AuditLog } from '../audit/audit-log.js';
+import { recordOperatorEvent } from '../audit/operator-event.js';
 import type { Database } from '../db/schema.js';
 
 /**
@@ -16,30 +14,14 @@ export interface BackupEvent {
   detail: Record<string, unknown>;
 }
 
-const quiet = pino({ level: 'silent' });
-
-function operatingSystemUser(): string | undefined {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Appended and committed before returning. */
 export async function recordBackupEvent(db: Kysely<Database>, event: BackupEvent): Promise<void> {
-  const osUser = operatingSystemUser();
-  const log = new AuditLog(db, quiet);
-  await db.transaction().execute((tx) =>
-    log.recordIn(tx, [
-      {
-        actor: 'system:backup',
-        action: 'export',
-        outcome: event.outcome,
-        source: event.via,
-        requestId: 'backup',
-        detail: { scope: 'whole-database', ...event.detail, ...(osUser ? { osUser } : {}), host: os.hostname() },
-      },
-    ]),
-  );
+  await recordOperatorEvent(db, {
+    actor: 'system:backup',
+    action: 'export',
+    outcome: event.outcome,
+    source: event.via,
+    requestId: 'backup',
+    detail: { scope: 'whole-database', ...event.detail },
+  });
 }
