@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PostgresDialect, sql, type Transaction, type TransactionBuilder } from 'kysely';
+import { Kysely, PostgresDialect, sql, type CompiledQuery, type Transaction, type TransactionBuilder } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config/config.js';
 import type { Database } from './schema.js';
@@ -65,10 +65,23 @@ export function openPostgres(url: string, poolSize = 10): Store {
  */
 export const PREPARED = '/* prepared */ ';
 
+/** A compiled query marked PREPARED: for query shapes whose plan holds for any value of their parameters. */
+export function prepared<R>(query: CompiledQuery<R>): CompiledQuery<R> {
+  return { ...query, sql: `${PREPARED}${query.sql}` };
+}
+
+/**
+ * Distinct statement texts prepared, at most: each is a prepared statement on every pooled
+ * connection, so shapes built from a request's filters must not grow without bound. Past it, a
+ * new text runs unprepared (parsed and planned each time, as any other).
+ */
+const MAX_PREPARED_TEXTS = 200;
+
 const preparedNames = new Map<string, string>();
-function preparedName(text: string): string {
+function preparedName(text: string): string | undefined {
   let name = preparedNames.get(text);
   if (!name) {
+    if (preparedNames.size >= MAX_PREPARED_TEXTS) return undefined;
     name = `telesalud_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
     preparedNames.set(text, name);
   }
@@ -80,9 +93,8 @@ class PreparingClient extends pg.Client {}
 const plainQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (PreparingClient.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const [text, values] = args;
-  if (typeof text === 'string' && text.startsWith(PREPARED) && args.length <= 2 && (values === undefined || Array.isArray(values))) {
-    return plainQuery.call(this, { name: preparedName(text), text, values });
-  }
+  const name = typeof text === 'string' && text.startsWith(PREPARED) && args.length <= 2 && (values === undefined || Array.isArray(values)) ? preparedName(text) : undefined;
+  if (name) return plainQuery.call(this, { name, text, values });
   return plainQuery.apply(this, args);
 };
 

@@ -4,7 +4,7 @@ import type { Actor, RequestOrigin } from '../auth/actor.js';
 import { afterWrite, breakGlassGrant, patientsInReach, typeRefusal, visibleRows, writeRefusal, type Interaction } from '../auth/access/access-policy.js';
 import type { AuditAction, AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
-import { PREPARED } from '../db/database.js';
+import { PREPARED, prepared } from '../db/database.js';
 import { ResourceValidationError, validateResource } from './fhir/validation.js';
 import { badRequest, FhirError, forbidden, gone, invalidResource, methodNotAllowed, notFound, preconditionFailed, unsupported } from './fhir/outcomes.js';
 import { referenceTypeIssues } from './reference-rules.js';
@@ -246,7 +246,10 @@ export class Repository {
     let query = from().select(['id', 'compartments']).where(where);
     for (const key of request.sort) query = query.orderBy(key.descending ? sql`${sql.ref(key.column)} desc nulls last` : sql`${sql.ref(key.column)} asc nulls last`);
     query = query.orderBy('id');
-    const pageIds = request.count === 0 ? [] : ((await query.limit(request.count + 1).offset(request.offset).execute()) as { id: string; compartments: string[] }[]);
+    // Driven by a string match, the page's query is prepared (one plan per connection and query
+    // shape): planning it each time cost about as much PostgreSQL time as running it.
+    const paged = query.limit(request.count + 1).offset(request.offset);
+    const pageIds = request.count === 0 ? [] : ((driving ? (await this.db.executeQuery(prepared(paged.compile()))).rows : await paged.execute()) as { id: string; compartments: string[] }[]);
     const hasMore = pageIds.length > request.count;
     // As JSON text, the matches are parsed here only when _include must follow their references.
     const page = await this.contentsInOrder(def, pageIds.slice(0, request.count), asJson, request.include.length > 0);
@@ -489,14 +492,24 @@ export class Repository {
 
   /** The distinct ids of resources whose search strings match, from the index alone. */
   private stringMatches(def: ResourceTypeDef, filter: StringFilter) {
-    const patterns = filter.anyOf.map((v) => (filter.match === 'exact' ? escapeLike(v) : filter.match === 'contains' ? `%${escapeLike(v)}%` : `${escapeLike(v)}%`));
     return this.db
       .selectFrom('search_string')
       .select('resource_id')
       .distinct()
       .where('resource_type', '=', def.type)
       .where('code', '=', filter.code)
-      .where((eb: any) => eb.or(patterns.map((p) => eb('value', 'like', p))));
+      .where((eb: any) =>
+        eb.or(
+          filter.anyOf.map((v) => {
+            if (filter.match === 'exact') return eb('value', '=', v);
+            if (filter.match === 'contains') return eb('value', 'like', `%${escapeLike(v)}%`);
+            // A prefix as the range of the index's own byte order (text_pattern_ops): unlike `like 'v%'`,
+            // it keeps its index bounds with the value as a parameter, so the statement can be prepared.
+            // Search strings are normalised text: none holds U+10FFFF, the highest code point.
+            return sql<SqlBool>`(value ~>=~ ${v} and value ~<~ ${`${v}\u{10FFFF}`})`;
+          }),
+        ),
+      );
   }
 
   /** The resources of each _revinclude source type that point to a resource of the page, as the actor may see them. */
