@@ -96,7 +96,8 @@ export function haproxyConfig(options: HaproxyFarmOptions): string {
     '',
     'frontend telesalud',
     http && options.tls.mode === 'reencrypt' ? `  bind ${options.bind} ssl crt ${options.tls.certFile} alpn http/1.1` : `  bind ${options.bind}`,
-    ...(http ? ['  http-request set-header X-Forwarded-Proto https'] : []),
+    // One id for the request in HAProxy's log and the node's (and the audit's); a client's own X-Request-Id is dropped.
+    ...(http ? ['  http-request set-header X-Forwarded-Proto https', '  http-request del-header X-Request-Id', '  unique-id-format %{+X}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid', '  unique-id-header X-Request-Id'] : []),
     '  default_backend nodes',
     '',
     'backend nodes',

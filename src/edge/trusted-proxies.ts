@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 
 /**
@@ -41,3 +42,17 @@ export function parseTrustedProxies(value: string): TrustedProxies | string {
 }
 
 export const NO_TRUSTED_PROXIES: TrustedProxies = { entries: [], has: () => false };
+
+/** What a request id may look like: nginx's 32 hex digits, a UUID, HAProxy's unique-id; nothing a log line could be forged with. */
+const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$/;
+
+/**
+ * The X-Request-Id a trusted proxy gave the request, so one id follows it from the edge to the
+ * node and into the audit; from anyone else, or malformed, none (the node makes its own).
+ */
+export function forwardedRequestId(req: IncomingMessage, proxies: TrustedProxies): string | undefined {
+  const header = req.headers['x-request-id'];
+  if (typeof header !== 'string' || !REQUEST_ID.test(header)) return undefined;
+  const peer = req.socket?.remoteAddress;
+  return peer !== undefined && proxies.has(peer) ? header : undefined;
+}

@@ -31,6 +31,7 @@ import { registerMetrics } from '../observability/metrics.js';
 import { scheduleAuditRetention } from '../audit/audit-retention-schedule.js';
 import { webAppRoutes } from './web-app-routes.js';
 import { closeConnectionsWhileDraining, keepAliveTimeoutMs } from '../cluster/keep-alive-behind-proxy.js';
+import { forwardedRequestId } from '../edge/trusted-proxies.js';
 
 /**
  * The HTTP application of one node. `https` is given when serving for real; tests may
@@ -42,7 +43,9 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
     loggerInstance: ctx.logger,
     // The default request log prints URLs, and a query string can hold a patient's name.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: () => randomUUID(),
+    // The edge's request id (nginx's $request_id, HAProxy's unique-id) when a trusted proxy sends
+    // one: the edge's access log, this node's log and the audit entry then name the request alike.
+    genReqId: (req) => forwardedRequestId(req, ctx.config.trustedProxies) ?? randomUUID(),
     // request.ip is the client named by X-Forwarded-For only when the connection comes from a configured proxy.
     trustProxy: ctx.config.trustedProxies.entries.length > 0 ? [...ctx.config.trustedProxies.entries] : false,
     bodyLimit: 1024 * 1024,

@@ -79,6 +79,8 @@ function proxyConfig(options: EdgeConfigOptions, websocket: boolean): string {
     'proxy_set_header Host $http_host;',
     'proxy_set_header X-Forwarded-For $remote_addr;',
     'proxy_set_header X-Forwarded-Proto https;',
+    // One id for the request in the edge's log, the node's log and the audit entry.
+    'proxy_set_header X-Request-Id $request_id;',
     'proxy_ssl_server_name on;',
     'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
     'proxy_ssl_session_reuse on;',
