@@ -58,9 +58,10 @@ export function openPostgres(url: string, poolSize = 10): Store {
  * A statement whose text starts with this comment is prepared once per connection and then only
  * bound and executed: PostgreSQL skips parsing and planning it again (measured on the audit
  * append: 180 → 105 µs of backend CPU per call). For the hottest statements only, whose text
- * is fixed and whose plan does not depend on the values (a primary-key lookup, a function
- * call): a prepared statement may get a generic plan, which would be wrong for, say, a LIKE
- * prefix or a literal array the planner should see. PGlite runs such a statement as any other.
+ * is fixed and whose plan does not depend much on the values (a primary-key lookup, a function
+ * call, a string search's page, whose prefix is an index range): a prepared statement may get a
+ * generic plan, which would be wrong for, say, a LIKE prefix (its index bounds come from the
+ * value) or a literal array the planner should see. PGlite runs such a statement as any other.
  * (A PgBouncer in front of PostgreSQL must pool by session, or be 1.21+ with max_prepared_statements set.)
  */
 export const PREPARED = '/* prepared */ ';
