@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { decide, InMemoryRateLimiter, windowOf, type RateCount, type RateDecision, type RateLimit, type RateLimiter } from '../edge/rate-limiter.js';
+import { decide, InMemoryRateLimiter, MAX_KEYS, windowOf, type RateCount, type RateDecision, type RateLimit, type RateLimiter } from '../edge/rate-limiter.js';
 import type { Logger } from '../logging/logger.js';
 import { safeError } from '../logging/safe-error.js';
 import type { RedisBus } from './redis-bus.js';
@@ -76,9 +76,6 @@ const SYNC_STALL_MS = 500;
 
 /** Keys one sync covers at most, so one script never holds Redis for long; the rest wait for the next. */
 const MAX_KEYS_PER_SYNC = 2000;
-
-/** Keys kept before stale ones are dropped, so a flood of addresses cannot exhaust memory. */
-const MAX_KEYS = 200_000;
 
 /**
  * An exact count Redis has not answered in this long is made on this node instead: the request

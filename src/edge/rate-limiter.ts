@@ -113,8 +113,8 @@ interface Counter {
   previous: number;
 }
 
-/** Keys kept before quiet ones are dropped, so a flood of addresses cannot exhaust memory. */
-const MAX_KEYS = 200_000;
+/** Keys a limiter keeps before quiet ones are dropped, so a flood of addresses cannot exhaust memory. */
+export const MAX_KEYS = 200_000;
 
 /** The node-local limiter: one node's counters, in memory. Also the farm's fallback while Redis is down. */
 export class InMemoryRateLimiter implements RateLimiter {

@@ -107,10 +107,10 @@ export function client(ca: string, maxSockets: number) {
   };
 }
 
-/** HAProxy's view of its servers through the admin socket: name → UP/DOWN/MAINT. */
-export async function serverStates(socket: string): Promise<Record<string, string>> {
+/** HAProxy's `show stat` (CSV, one line per proxy and server) through its admin socket. */
+export async function haproxyStats(socket: string): Promise<string> {
   const { connect } = await import('node:net');
-  const text = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const conn = connect(socket);
     let out = '';
     conn.on('data', (d) => (out += d));
@@ -118,6 +118,11 @@ export async function serverStates(socket: string): Promise<Record<string, strin
     conn.on('error', reject);
     conn.write('show stat\n');
   });
+}
+
+/** HAProxy's view of its servers through the admin socket: name → UP/DOWN/MAINT. */
+export async function serverStates(socket: string): Promise<Record<string, string>> {
+  const text = await haproxyStats(socket);
   const states: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const cols = line.split(',');

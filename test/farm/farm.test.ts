@@ -24,7 +24,7 @@ import type { ClientMessage } from '../../src/consult/signaling-protocol.js';
 import { appointment, heartRate } from '../../src/test-support/fixtures.js';
 import { adminQuery, databaseUrl } from '../../src/test-support/global-setup.js';
 import { pgTemplateDatabase, testLogDir } from '../../src/test-support/paths.js';
-import { client, freePort, run, runTelesalud, serverStates, sleep, telesalud, until, waitForLine } from './farm-support.js';
+import { client, freePort, haproxyStats, run, runTelesalud, serverStates, sleep, telesalud, until, waitForLine } from './farm-support.js';
 
 const base = process.env.TELESALUD_TEST_DATABASE_URL;
 const haproxyInstalled = (process.env.PATH ?? '').split(':').some((dir) => existsSync(path.join(dir, 'haproxy')));
@@ -333,16 +333,7 @@ describe.skipIf(!base || !haproxyInstalled)('farm of three nodes behind HAProxy'
 
 /** HAProxy's count of new connections to the nodes and of requests sent on a kept one (its backend's `connect` and `reuse`). */
 async function connectionReuse(socket: string): Promise<{ connects: number; reused: number; retries: number; redispatches: number }> {
-  const { connect } = await import('node:net');
-  const text = await new Promise<string>((resolve, reject) => {
-    const conn = connect(socket);
-    let out = '';
-    conn.on('data', (d) => (out += d));
-    conn.on('end', () => resolve(out));
-    conn.on('error', reject);
-    conn.write('show stat\n');
-  });
-  const [header, ...rows] = text.split('\n');
+  const [header, ...rows] = (await haproxyStats(socket)).split('\n');
   const columns = header!.replace(/^# /, '').split(',');
   const backend = rows.map((r) => r.split(',')).find((cols) => cols[0] === 'nodes' && cols[1] === 'BACKEND');
   const field = (name: string) => Number(backend?.[columns.indexOf(name)] ?? NaN);
