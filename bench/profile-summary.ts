@@ -10,7 +10,7 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -28,7 +28,29 @@ export function area(url: string, functionName: string): string {
   return url;
 }
 
-export function summarize(profile: Profile, top = 25): string {
+/**
+ * Only the samples taken between `fromUs` and `toUs` (the monotonic clock in microseconds, as
+ * `process.hrtime.bigint() / 1000n` reads it in any process of the machine: V8 stamps its
+ * profiles with the same clock), e.g. a benchmark's measured seconds without start-up and warm-up.
+ */
+export interface SampleWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+/** The profile with only the samples inside the windows (timeDeltas of the others set to 0). */
+function within(profile: Profile, windows: SampleWindow[] | undefined): Profile {
+  if (!windows) return profile;
+  let at = profile.startTime;
+  const timeDeltas = profile.timeDeltas.map((delta) => {
+    at += delta;
+    return windows.some((w) => at >= w.fromUs && at <= w.toUs) ? delta : 0;
+  });
+  return { ...profile, timeDeltas };
+}
+
+export function summarize(whole: Profile, top = 25, windows?: SampleWindow[]): string {
+  const profile = within(whole, windows);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));

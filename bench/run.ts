@@ -23,8 +23,9 @@
  *   started instead of bin/telesalud.js, given the argument `serve`),
  *   BENCH_KEEP=1 (keep the data dirs and the database after the run; the next run removes them),
  *   BENCH_SCENARIOS ("healthz,read,name,obs,audit"; audit: reads by id on this store by the real
- *   server and by bench/audit-off-server.ts, whose audit trail is off, and their ratio),
- *   BENCH_AUDIT_ROUNDS (2: audit off/on pairs, in alternating order; each side's best is kept),
+ *   server, by bench/audit-off-server.ts, whose audit trail is off, and their ratio, and by a
+ *   server with TELESALUD_AUDIT_COMMIT=before-answer for comparison),
+ *   BENCH_AUDIT_ROUNDS (2: audit off/on/before-answer rounds, in alternating order; each variant's best is kept),
  *   BENCH_PG_SETTINGS (e.g. "synchronous_commit=off": ALTER DATABASE … SET, for experiments;
  *   by default the server's own configuration),
  *   BENCH_QUIET_WAIT_SECONDS (60: before each scenario, wait up to this long for other work on
@@ -41,6 +42,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { build, REPO_DIR, sourceNewerThanBuild } from './build.js';
 import { waitForQuiet } from './cpu-meter.js';
+import { hostSpeedLine } from './host-speed.js';
 import { runLoad, type LoadResult } from './load.js';
 import { DISTURBED_CORES, int, isDisturbed, ms, ratio, scenarioTable, table, targetLines, targetsMet, hadErrors, type ScenarioOutcome, type Targets } from './report.js';
 import { copyPostgresIntoPglite } from './copy-store.js';
@@ -373,8 +375,9 @@ async function benchStore(kind: StoreKind, postgresDataset: Dataset | undefined,
 
 /**
  * What the audit trail costs: reads by id on the same store, by the real server and by one whose
- * AuditLog is a no-op (bench/audit-off-server.ts), each a fresh process with the same warm-up,
- * in alternating order (off, on, then on, off…) so a drift of the machine's load weighs on both.
+ * AuditLog is a no-op (bench/audit-off-server.ts), and by one that commits each entry before
+ * answering, each a fresh process with the same warm-up, in alternating order (off, on, before
+ * answer, then the reverse…) so a drift of the machine's load weighs on all.
  * The machine is shared: each side keeps its best round (other work only ever slows a round).
  */
 async function auditPair(
@@ -383,18 +386,20 @@ async function auditPair(
   nextPath: () => string,
   onSmokeFailure: (variant: string, problem: string) => void,
 ): Promise<ScenarioOutcome[]> {
-  const variants = {
+  // `audit on` is a node as it ships (TELESALUD_AUDIT_COMMIT=behind); `before-answer` shows what waiting for each commit costs.
+  const variants: Record<'read-audit-off' | 'read-audit-on' | 'read-audit-before-answer', { label: string; targets: Targets; entry: string | undefined; env?: Record<string, string> }> = {
     'read-audit-off': { label: 'read Patient by id, audit off', targets: {}, entry: AUDIT_OFF_ENTRY },
     'read-audit-on': { label: 'read Patient by id, audit on', targets: AUDIT_TARGETS, entry: options.entry },
+    'read-audit-before-answer': { label: 'read Patient by id, audit committed before answer', targets: {}, entry: options.entry, env: { TELESALUD_AUDIT_COMMIT: 'before-answer' } },
   };
   const best = new Map<keyof typeof variants, LoadResult>();
   const rounds: string[] = [];
   for (let round = 0; round < settings.auditRounds; round++) {
-    const order = (round % 2 === 0 ? ['read-audit-off', 'read-audit-on'] : ['read-audit-on', 'read-audit-off']) as (keyof typeof variants)[];
+    const order = (round % 2 === 0 ? ['read-audit-off', 'read-audit-on', 'read-audit-before-answer'] : ['read-audit-before-answer', 'read-audit-on', 'read-audit-off']) as (keyof typeof variants)[];
     const figures: Partial<Record<keyof typeof variants, number>> = {};
     for (const key of order) {
       const variant = variants[key];
-      const server = await startServer({ ...options, ...(variant.entry ? { entry: variant.entry } : {}) });
+      const server = await startServer({ ...options, ...(variant.entry ? { entry: variant.entry } : {}), ...(variant.env ? { env: variant.env } : {}) });
       cleanups.push(() => server.stop());
       try {
         // A fast wrong answer is no result: the variant must serve the record.
@@ -409,7 +414,10 @@ async function auditPair(
         await server.stop();
       }
     }
-    rounds.push(`${int(figures['read-audit-on']!)} / ${int(figures['read-audit-off']!)} = ${ratio(figures['read-audit-on']! / figures['read-audit-off']!)}`);
+    rounds.push(
+      `${int(figures['read-audit-on']!)} / ${int(figures['read-audit-off']!)} = ${ratio(figures['read-audit-on']! / figures['read-audit-off']!)} ` +
+        `(before answer: ${ratio(figures['read-audit-before-answer']! / figures['read-audit-off']!)})`,
+    );
   }
   console.log(`  audit on / off, req/s by round: ${rounds.join('; ')}`);
   return (Object.keys(variants) as (keyof typeof variants)[]).map((key) => ({ key, label: variants[key].label, targets: variants[key].targets, result: best.get(key)! }));
@@ -468,8 +476,9 @@ function machineLine(): string {
 
 async function main(): Promise<number> {
   const started = performance.now();
-  console.log('telesalud FHIR benchmark');
+  console.log(`telesalud benchmark: ${settings.sections.join(', ')}`);
   console.log(machineLine());
+  console.log(hostSpeedLine('at the start'));
   console.log(
     `dataset: ${int(settings.patients)} patients × ${settings.observationsPerPatient} observations; load: ${settings.connections} keep-alive HTTPS connections (closed loop), ` +
       `${settings.seconds} s per scenario after ${settings.warmupSeconds} s warm-up; load generator, server and database share this machine`,
@@ -537,6 +546,7 @@ async function main(): Promise<number> {
     }
   }
   for (const failure of failures) console.log(`\n✗ ${failure}`);
+  console.log(hostSpeedLine('at the end'));
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   return failures.length > 0 ? 1 : 0;
 }

@@ -17,6 +17,8 @@ export interface ServerOptions {
   serveArgs?: string[];
   /** How long to wait for the node to listen (a `--demo` start seeds the clinic first). */
   startTimeoutMs?: number;
+  /** More TELESALUD_* settings for this node (e.g. TELESALUD_AUDIT_COMMIT). */
+  env?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -57,6 +59,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     TELESALUD_RATE_LIMIT_PER_SOURCE_SIGNED_IN: '10000000',
     TELESALUD_RATE_LIMIT_PER_ACCOUNT: '1000000',
     ...(options.databaseUrl ? { TELESALUD_DATABASE_URL: options.databaseUrl } : {}),
+    ...options.env,
   });
   // A TypeScript entry (bench/audit-off-server.ts) runs through tsx; the service itself is dist/, built.
   const nodeArgs = [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), '--require', path.join(options.repoDir, 'bench', 'exit-with-parent.cjs'), ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : [])];

@@ -44,6 +44,7 @@ export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promis
     if (q.outcome !== undefined) query.outcome = q.outcome;
     const { count, beforeSeq } = paging(q._count, q.before, 50, 1000);
     if (beforeSeq !== undefined) query.beforeSeq = beforeSeq;
+    await ctx.audit.settled(); // this node's latest accesses, committed behind their answers
     const rows = await findAuditRows(ctx.store.db, query, { limit: count + 1, order: 'newest' });
     const page = rows.slice(0, count);
     await record(request, 'audit-search', 'success', { ...(query.patient ? { patient: query.patient } : {}), detail: { filters: Object.keys(q).sort(), results: page.length } });
@@ -66,6 +67,7 @@ export async function auditRoutes(app: FastifyInstance, ctx: AppContext): Promis
     const window = timeWindow(q.from, q.to);
     // Recorded before the first byte leaves: an export that starts is on the trail even if the transfer breaks.
     await record(request, 'audit-export', 'success', { detail: { ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) } });
+    await ctx.audit.settled(); // the export includes this node's latest entries, its own included
     const db = ctx.store.db;
     async function* lines(): AsyncGenerator<string> {
       let afterSeq = 0;

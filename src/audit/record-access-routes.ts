@@ -29,6 +29,7 @@ export async function recordAccessRoutes(app: FastifyInstance, ctx: AppContext):
     const q = request.query as { _count?: string; before?: string };
     const { count, beforeSeq } = paging(q._count, q.before, 20, 100);
     const own = [account.fhirRef, `account:${account.id}`];
+    await ctx.audit.settled(); // this node's latest accesses, committed behind their answers
     const rows = await findAuditRows(ctx.store.db, { patient: account.fhirRef, excludeActors: own, ...(beforeSeq !== undefined ? { beforeSeq } : {}) }, { limit: count + 1, order: 'newest' });
     const page = rows.slice(0, count);
     const who = await describeActors(ctx, request.records, [...new Set(page.map((r) => r.actor))]);

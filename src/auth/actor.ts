@@ -10,6 +10,8 @@ export type AccessScope =
   | { kind: 'patient-compartment'; patients: string[] }
   /** A clinician: the patients they have a care relationship with, plus emergency (break-the-glass) grants. */
   | { kind: 'clinician'; practitioner: string; breakGlass: BreakGlassAccess[] }
+  /** Reception (front desk): every patient's demographics and appointments, to register, book and invite; no clinical content. */
+  | { kind: 'reception' }
   /** An administrator: accounts, configuration and administrative data, but no clinical content. */
   | { kind: 'admin' };
 
@@ -25,7 +27,7 @@ export interface Actor {
   /** Stable id for the audit trail, e.g. `admin-token`, `Practitioner/…`, `Patient/…`. Never a name. */
   ref: string;
   scope: AccessScope;
-  /** OAuth clients only: the SMART system scopes of the access token (auth/oauth/smart-scopes.ts), a further narrowing. */
+  /** OAuth access tokens only: the SMART resource scopes of the token (system/, or patient/ and user/ for an app acting for a user; auth/oauth/smart-scopes.ts), a further narrowing. */
   scopes?: string[];
 }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden, notFound, unauthorized } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
 import { passwordExpiryOf, setAccountPassword } from './accounts/account-passwords.js';
+import { recentReauthUntil } from './access/reauthenticate.js';
 import { relyingParty, signInOptions } from './passkeys/passkeys.js';
 import { authPolicy } from './policy/auth-policy.js';
 import { effectiveClinicTimeZone } from './policy/clinic-time-zone.js';
@@ -72,10 +73,13 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
     if (!session) throw forbidden('this credential is not a user session');
     const account = await ctx.store.db.selectFrom('account').select(['role', 'password_changed_at', 'created']).where('id', '=', session.account.id).executeTakeFirstOrThrow();
     const expiry = await passwordExpiryOf(ctx.store.db, account);
+    const reauthUntil = recentReauthUntil(session);
     return {
       account: session.account,
       csrfToken: session.csrfToken,
       sessionId: session.id,
+      // Until when a change of the user's own security settings needs no password again (access/reauthenticate.ts).
+      ...(reauthUntil ? { reauthenticatedUntil: reauthUntil.toISOString() } : {}),
       // Every time the app shows is in the clinic's zone, whatever the device's.
       clinic: { timeZone: effectiveClinicTimeZone(await authPolicy(ctx.store.db).current(), ctx.config.clinicTimeZone) },
       ...restrictionFields(session.restriction, expiry.expiresAt && (expiry.warn || expiry.expired) ? expiry.expiresAt : null),

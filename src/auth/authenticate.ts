@@ -35,7 +35,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /**
  * Who a signed-in account is to the access policy (auth/access/access-policy.ts): a patient their
  * own compartment, a clinician their Practitioner (whose care relationships the database knows)
- * with the break-the-glass grants still open, an admin the administrative side only.
+ * with the break-the-glass grants still open, reception and admins the administrative side only.
  */
 export function actorForSession(session: ActiveSession, breakGlass: BreakGlassAccess[] = []): Actor {
   const { account } = session;
@@ -46,6 +46,8 @@ export function actorForSession(session: ActiveSession, breakGlass: BreakGlassAc
     case 'clinician':
       // Without a Practitioner there is nobody to be in care of: such an account sees no patient.
       return { ref, scope: { kind: 'clinician', practitioner: account.fhirRef?.startsWith('Practitioner/') ? account.fhirRef : '', breakGlass } };
+    case 'reception':
+      return { ref, scope: { kind: 'reception' } };
     case 'admin':
       return { ref, scope: { kind: 'admin' } };
   }
@@ -68,7 +70,7 @@ export function registerAuthentication(app: FastifyInstance, ctx: AppContext): v
     if (bearer !== undefined) {
       if (ctx.adminToken.matches(bearer)) actor = BOOTSTRAP_ADMIN;
       else {
-        // An OAuth access token: a system client, limited to the FHIR API and to its scopes.
+        // An OAuth access token (a system client, or an app acting for a user): the FHIR API only, within its scopes.
         actor = await actorForAccessToken(ctx.store.db, bearer);
         if (actor && !(request.routeOptions.url ?? '').startsWith(`${FHIR_BASE_PATH}/`)) throw forbidden('OAuth access tokens are accepted by the FHIR API only');
       }
@@ -87,7 +89,7 @@ export function registerAuthentication(app: FastifyInstance, ctx: AppContext): v
       throw unauthorized('sign in first: this request carries no valid credentials');
     }
     request.actor = actor;
-    request.records = new Repository(ctx.store.db, ctx.audit, actor, { requestId: request.id, source: request.ip });
+    request.records = new Repository(ctx.store.db, ctx.audit, actor, { requestId: request.id, source: request.ip }, ctx.notifications?.recordObservers);
   });
 }
 

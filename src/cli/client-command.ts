@@ -1,12 +1,11 @@
 import { addClient, clientActorRef, ClientError, listClients, revokeClient } from '../auth/oauth/oauth-clients.js';
 import type { Config } from '../config/config.js';
-import { commandLogLevel, createLogger } from '../logging/logger.js';
-import { startNode } from '../server/node.js';
+import { startCommandNode } from './command-node.js';
 
-type Node = Awaited<ReturnType<typeof startNode>>;
+type Node = Awaited<ReturnType<typeof startCommandNode>>;
 
 async function withNode<T>(config: Config, work: (node: Node) => Promise<T>): Promise<T> {
-  const node = await startNode(config, createLogger(commandLogLevel(config.logLevel), config.logFile));
+  const node = await startCommandNode(config);
   try {
     return await work(node);
   } catch (err) {
@@ -18,10 +17,11 @@ async function withNode<T>(config: Config, work: (node: Node) => Promise<T>): Pr
 }
 
 /** `telesalud client add`: prints the secret once; only its digest is kept, so it can't be shown again. */
-export async function clientAddCommand(config: Config, options: { name: string; scopes: string }): Promise<void> {
+export async function clientAddCommand(config: Config, options: { name: string; scopes: string; redirectUri?: string[]; public?: boolean }): Promise<void> {
   await withNode(config, async (node) => {
-    const client = await addClient(node.store.db, options);
-    await node.audit.record({ actor: 'system:client-add', action: 'client-added', outcome: 'success', source: 'cli', requestId: 'client-add', detail: { client: clientActorRef(client.client_id), scope: client.scope } });
+    const client = await addClient(node.store.db, { name: options.name, scopes: options.scopes, ...(options.redirectUri ? { redirectUris: options.redirectUri } : {}), ...(options.public ? { public: true } : {}) });
+    const app = 'redirect_uris' in client ? { type: client.type, redirect_uris: client.redirect_uris } : {};
+    await node.audit.record({ actor: 'system:client-add', action: 'client-added', outcome: 'success', source: 'cli', requestId: 'client-add', detail: { client: clientActorRef(client.client_id), scope: client.scope, ...app } });
     process.stdout.write(`${JSON.stringify(client)}\n`);
   });
 }

@@ -44,20 +44,24 @@ export async function main(argv: string[]): Promise<number> {
     .command('add')
     .description('create an account (password on stdin); prints JSON with id, email, role, patientId or practitionerId, and totpSecret when the role requires MFA')
     .requiredOption('--email <email>', 'sign-in email')
-    .requiredOption('--role <role>', 'patient, clinician or admin')
+    .requiredOption('--role <role>', 'patient, clinician, reception or admin')
     .option('--name <name>', 'full name (creates the Patient or Practitioner with it)')
     .action(async (options: { email: string; role: string; name?: string }) => {
       const { userAddCommand } = await import('./user-command.js');
       await userAddCommand(loadConfig(), options);
     });
 
-  const client = program.command('client').description('OAuth 2.0 clients of the FHIR API (client credentials grant)');
+  const client = program.command('client').description('OAuth 2.0 clients of the FHIR API (client credentials; SMART App Launch apps)');
   client
     .command('add')
-    .description('register a system client; prints JSON with client_id and client_secret (shown only once) for POST /oauth2/token')
-    .requiredOption('--name <name>', 'what the client is, e.g. "lab results interface"')
-    .requiredOption('--scopes <scopes>', 'space-separated SMART system scopes, e.g. "system/Patient.read system/Appointment.write" (v2: system/Observation.rs)')
-    .action(async (options: { name: string; scopes: string }) => {
+    .description(
+      'register a system client, or with --redirect-uri an app users sign in to (SMART App Launch, authorization code + PKCE); prints JSON with client_id and client_secret (shown only once; none for --public)',
+    )
+    .requiredOption('--name <name>', 'what the client is, e.g. "lab results interface"; an app\'s name is shown to users when they approve it')
+    .requiredOption('--scopes <scopes>', 'space-separated SMART scopes: system/… for a system client ("system/Patient.read system/Observation.rs"); for an app "launch/patient patient/*.read" or user/…')
+    .option('--redirect-uri <uri>', 'an exact redirect URI of the app (repeat for several): https, http on 127.0.0.1/localhost, or org.example.app:/callback', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--public', 'the app cannot keep a secret (runs in a browser or on a phone): PKCE alone binds its codes')
+    .action(async (options: { name: string; scopes: string; redirectUri?: string[]; public?: boolean }) => {
       const { clientAddCommand } = await import('./client-command.js');
       await clientAddCommand(loadConfig(), options);
     });

@@ -1,15 +1,14 @@
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { AccountError, createAccount } from '../auth/accounts/account-service.js';
 import type { Config } from '../config/config.js';
-import { commandLogLevel, createLogger } from '../logging/logger.js';
+import { startCommandNode } from './command-node.js';
 import { Repository } from '../records/repository.js';
-import { startNode } from '../server/node.js';
 
 /** `telesalud user add`: the password comes on stdin so it never shows in a process list or shell history. */
 export async function userAddCommand(config: Config, options: { email: string; role: string; name?: string }): Promise<void> {
   const password = (await readStdin()).replace(/\r?\n$/, '');
   if (!password) throw new Error('give the password on standard input (e.g. `printf %s "$PASSWORD" | telesalud user add …`)');
-  const node = await startNode(config, createLogger(commandLogLevel(config.logLevel), config.logFile));
+  const node = await startCommandNode(config);
   try {
     const records = new Repository(node.store.db, node.audit, { ...SYSTEM_ACTOR, ref: 'system:user-add' }, { requestId: 'user-add', source: 'cli' });
     const account = await createAccount(node.store.db, records, node.keyRing, { ...options, password });

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseAuditSigningKey } from '../audit/audit-signing-key.js';
 import { MIN_AUDIT_RETENTION_DAYS } from '../audit/audit-retention-record.js';
+import { AUDIT_COMMITS, type AuditCommit } from '../audit/audit-log.js';
 import { NO_TRUSTED_PROXIES, parseTrustedProxies, type TrustedProxies } from '../edge/trusted-proxies.js';
 import { canonicalTimeZone, DEFAULT_CLINIC_TIME_ZONE } from '../auth/policy/clinic-time-zone.js';
 
@@ -30,6 +32,8 @@ export interface Config {
   auditSigningKey: string | undefined;
   /** TELESALUD_AUDIT_RETENTION_DAYS: audit entries older than this are removed daily (checkpoint and truncate). Undefined: kept forever. */
   auditRetentionDays: number | undefined;
+  /** TELESALUD_AUDIT_COMMIT: whether an audited read is answered before its entry commits (`behind`, within milliseconds) or after (`before-answer`). See AuditLog. */
+  auditCommit: AuditCommit;
   /** Bootstrap admin token until identity lands; undefined means generated into the data dir. */
   adminToken: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -60,6 +64,19 @@ export interface Config {
    * puts many people behind one); `perAccount`: one account or OAuth client, wherever it is.
    */
   rateLimits: { perSource: number; perSourceSignedIn: number; perAccount: number };
+  /** Outgoing e-mail (src/notifications); undefined without TELESALUD_SMTP_URL: links are then shown to whoever creates them. */
+  mail: MailSettings | undefined;
+}
+
+/** How e-mail leaves: one SMTP relay, always over TLS (smtps:// or smtp:// with STARTTLS required). */
+export interface MailSettings {
+  /** Holds the relay's credentials when given: never logged, never shown. */
+  smtpUrl: string;
+  from: string;
+  /** PEM file of a CA to trust for the relay's certificate (a clinic's internal CA); else the system's. */
+  caFile: string | undefined;
+  /** Language of e-mails to people whose record and account name none. */
+  defaultLanguage: 'es' | 'en';
 }
 
 export class ConfigError extends Error {
@@ -78,6 +95,13 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw.slice(0, 20)}"`);
+  return raw as T;
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -133,6 +157,32 @@ function clinicTimeZoneSetting(env: Env): string {
   const zone = canonicalTimeZone(raw);
   if (!zone) throw new ConfigError('TELESALUD_CLINIC_TIME_ZONE', `"${raw.slice(0, 40)}" is not an IANA time zone name like America/Mexico_City or Europe/Madrid`);
   return zone;
+}
+
+/** A bare address or `Name <address>`, on one line (a line break would inject headers). */
+const MAIL_FROM = /^(?:[^<>\r\n"]{1,100} <[^\s@<>]{1,64}@[^\s@<>]{1,189}>|[^\s@<>]{1,64}@[^\s@<>]{1,189})$/;
+
+function mailSettings(env: Env): Config['mail'] {
+  const raw = env.TELESALUD_SMTP_URL?.trim();
+  if (!raw) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    // Never the value itself: it may hold the relay's password.
+    throw new ConfigError('TELESALUD_SMTP_URL', 'is not a valid URL like smtps://user:password@smtp.example.org:465');
+  }
+  if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') throw new ConfigError('TELESALUD_SMTP_URL', 'must start with smtps:// (TLS) or smtp:// (STARTTLS, required)');
+  if (!parsed.hostname) throw new ConfigError('TELESALUD_SMTP_URL', 'names no host');
+  if ((parsed.pathname && parsed.pathname !== '/') || parsed.search || parsed.hash) throw new ConfigError('TELESALUD_SMTP_URL', 'takes no path, query or fragment: smtps://user:password@host:port');
+  const from = env.TELESALUD_MAIL_FROM?.trim();
+  if (!from) throw new ConfigError('TELESALUD_MAIL_FROM', 'must be set together with TELESALUD_SMTP_URL (e.g. "Clínica <no-reply@clinica.example.org>")');
+  if (!MAIL_FROM.test(from)) throw new ConfigError('TELESALUD_MAIL_FROM', 'must be an address or "Name <address>" on one line');
+  const language = env.TELESALUD_MAIL_LANGUAGE?.trim() || 'es';
+  if (language !== 'es' && language !== 'en') throw new ConfigError('TELESALUD_MAIL_LANGUAGE', `must be "es" or "en", got "${language.slice(0, 10)}"`);
+  const caFile = env.TELESALUD_SMTP_CA_FILE || undefined;
+  if (caFile && !existsSync(caFile)) throw new ConfigError('TELESALUD_SMTP_CA_FILE', 'names no file: give the PEM of the CA that signed the relay\'s certificate');
+  return { smtpUrl: raw, from, caFile, defaultLanguage: language };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -205,6 +255,7 @@ export function loadConfig(env: Env = process.env): Config {
     masterKeyFile,
     auditSigningKey,
     auditRetentionDays: env.TELESALUD_AUDIT_RETENTION_DAYS ? integer(env, 'TELESALUD_AUDIT_RETENTION_DAYS', 0, MIN_AUDIT_RETENTION_DAYS, 36_500) : undefined,
+    auditCommit: oneOf(env, 'TELESALUD_AUDIT_COMMIT', AUDIT_COMMITS, 'behind'),
     adminToken,
     logLevel,
     logFile: env.TELESALUD_LOG_FILE || undefined,
@@ -216,6 +267,7 @@ export function loadConfig(env: Env = process.env): Config {
     stunUrls: iceUrls(env, 'TELESALUD_STUN_URLS', ['stun', 'stuns']),
     clinicTimeZone: clinicTimeZoneSetting(env),
     shield: shieldSetting(env),
+    mail: mailSettings(env),
     // Generous: a chart page fires a dozen requests at once and the schedule polls; abuse is far above.
     rateLimits: {
       perSource: integer(env, 'TELESALUD_RATE_LIMIT_PER_SOURCE', 600, 0, 1_000_000),

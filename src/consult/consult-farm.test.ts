@@ -161,6 +161,34 @@ describe.skipIf(!base)('consultation signaling across nodes (PostgreSQL + Redis)
     expect(await patient.closed()).toBe(1000);
   });
 
+  it('counts each participant once across the farm: every node sees the room, each lists as its own only the sockets it holds', async () => {
+    const [beforeA, beforeB] = await Promise.all([a.ctx.consult.status(), b.ctx.consult.status()]);
+    const { host, patient } = await callAcross(a, b);
+    const [onA, onB] = await Promise.all([a.ctx.consult.status(), b.ctx.consult.status()]);
+    // The farm's figures, the same from either node.
+    expect(onA.participants - beforeA.participants).toBe(2);
+    expect(onB.participants - beforeB.participants).toBe(2);
+    // Each node's own share: the host's socket is on a, the patient's on b.
+    expect(onA.onThisNode.participants - beforeA.onThisNode.participants).toBe(1);
+    expect(onB.onThisNode.participants - beforeB.onThisNode.participants).toBe(1);
+    expect(onA.onThisNode.rooms - beforeA.onThisNode.rooms).toBe(1);
+    expect(onB.onThisNode.rooms - beforeB.onThisNode.rooms).toBe(1);
+    // The admin console lists each node with its heartbeat: its own share, beside the farm's total.
+    const res = await a.app.inject({ method: 'GET', url: '/api/admin/status', headers: { authorization: `Bearer ${env.TELESALUD_ADMIN_TOKEN}` } });
+    expect(res.statusCode).toBe(200);
+    const status = res.json() as { nodes: { self: boolean; participants: number; rooms: number }[]; consult: { participants: number } };
+    expect(status.nodes.find((n) => n.self)).toMatchObject({ participants: onA.onThisNode.participants, rooms: onA.onThisNode.rooms });
+    expect(status.consult.participants).toBe(onA.participants);
+    // A place waiting for a resume is the farm's, on no node.
+    patient.close();
+    for (let waited = 0; (await b.ctx.consult.status()).onThisNode.participants > beforeB.onThisNode.participants && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    const [afterA, afterB] = await Promise.all([a.ctx.consult.status(), b.ctx.consult.status()]);
+    expect(afterB.onThisNode.participants - beforeB.onThisNode.participants).toBe(0);
+    expect(afterA.participants - beforeA.participants).toBe(2);
+    host.send({ type: 'end' });
+    expect(await host.next('closed')).toEqual({ type: 'closed', reason: 'ended' });
+  });
+
   it('resumes the patient on the host\'s node after its socket on the other node drops, and destroys the room when the last leaves', async () => {
     const { id, host, patient, hostId, patientId, secret } = await callAcross(a, b);
     patient.drop();

@@ -91,9 +91,16 @@ export interface SharedRoomStore extends RoomStore {
 }
 
 export interface ConsultStatus {
+  /** Every node's: in a farm, the rooms in Redis (each node sees the same ones) and this node's in memory. */
   rooms: number;
   participants: number;
   waiting: number;
+  /**
+   * This node's share, which adds up across the farm's nodes: participants whose socket this node
+   * holds (on one node, or in rooms in its memory, every one), and the rooms they are in. A place
+   * waiting for a resume is on no node.
+   */
+  onThisNode: { rooms: number; participants: number };
   sockets: number;
   /** Media leaving the browsers of this node's consultations, by their latest reports. */
   mbitPerSecondNow: number;
@@ -334,6 +341,7 @@ export class ConsultRooms {
     let rooms = 0;
     let participants = 0;
     let waiting = 0;
+    const onThisNode = { rooms: 0, participants: 0 };
     let bps = 0;
     const relay = { withMedia: 0, relayed: 0, relayedBps: 0 };
     const all = [...this.memory.all()];
@@ -342,6 +350,10 @@ export class ConsultRooms {
       rooms++;
       participants += room.participants.size;
       waiting += room.waiting().length;
+      let here = 0;
+      for (const p of room.participants.values()) if (!room.shared || (p.channel !== undefined && this.sockets.has(p.channel.id))) here++;
+      onThisNode.participants += here;
+      if (here > 0) onThisNode.rooms++;
       bps += ConsultRooms.roomBitsPerSecond(room, now);
       const usage = ConsultRooms.roomRelayUsage(room, now);
       relay.withMedia += usage.withMedia;
@@ -353,6 +365,7 @@ export class ConsultRooms {
       rooms,
       participants,
       waiting,
+      onThisNode,
       sockets: this.sockets.size,
       mbitPerSecondNow: bps / 1e6,
       gbitToday: (today.sentBytes * 8) / 1e9,

@@ -11,8 +11,10 @@ import { JoinRights } from './join-rights.js';
 import { SignalingConnection } from './signaling-connection.js';
 import { MAX_MESSAGE_BYTES, SIGNALING_PATH } from './signaling-protocol.js';
 import { waitingRoomRoutes } from './waiting-rooms.js';
+import { MAIL_LANGUAGES, type MailLanguage } from '../notifications/mail-templates.js';
 
 const FHIR_ID = '^[A-Za-z0-9\\-.]{1,64}$';
+const GUEST_EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
 const appointmentParams = { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: FHIR_ID } } } as const;
 
 /**
@@ -104,20 +106,33 @@ export async function consultRoutes(app: FastifyInstance, ctx: AppContext): Prom
             // Shown to everyone in the call ("Intérprete", "Hija"): short, one line.
             label: { type: 'string', minLength: 1, maxLength: 40, pattern: '^[^\\u0000-\\u001f\\u007f]+$' },
             expiresInMinutes: { type: 'integer', minimum: 5, maximum: GUEST_LINK_MAX_MINUTES },
+            // Optional: the link is also e-mailed to the guest (only where e-mail is set up), in this language.
+            email: { type: 'string', minLength: 3, maxLength: 254 },
+            language: { type: 'string', enum: [...MAIL_LANGUAGES] },
           },
         },
       },
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const body = request.body as { label: string; expiresInMinutes?: number };
+      const body = request.body as { label: string; expiresInMinutes?: number; email?: string; language?: MailLanguage };
       const label = body.label.trim();
       if (!label) throw badRequest('label must not be blank', 'label');
+      const email = body.email?.trim().toLowerCase();
+      if (email !== undefined && !GUEST_EMAIL.test(email)) throw badRequest('this is not an email address', 'email');
+      if (email !== undefined && !ctx.notifications) throw badRequest('e-mail is not set up on this installation: pass the link on yourself', 'email');
       const { host, patient } = await hostedAppointment(request, id);
       const link = await rooms.store.createGuestLink({ appointmentId: id, label, createdBy: host, minutes: body.expiresInMinutes ?? GUEST_LINK_DEFAULT_MINUTES });
-      await rooms.recordAudit({ actor: host, action: 'consult-guest-link', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { link: link.id, expires: link.expires.toISOString() } });
+      const url = `${ctx.config.publicUrl}/consult/guest#${link.token}`;
+      let emailed: string | undefined;
+      if (email !== undefined && ctx.notifications) {
+        // Only the link and its expiry: neither the patient nor the reason for the consultation.
+        emailed = await ctx.notifications.queue(ctx.store.db, { template: 'consult-guest-link', to: email, language: body.language ?? ctx.notifications.defaultLanguage, link: url, expiresAt: link.expires.toISOString() });
+        ctx.notifications.sendSoon();
+      }
+      await rooms.recordAudit({ actor: host, action: 'consult-guest-link', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { link: link.id, expires: link.expires.toISOString(), ...(emailed ? { emailMessage: emailed } : {}) } });
       // In the fragment: browsers send neither it to the server nor it in a Referer.
-      return reply.code(201).send({ url: `${ctx.config.publicUrl}/consult/guest#${link.token}`, expiresAt: link.expires.toISOString() });
+      return reply.code(201).send({ url, expiresAt: link.expires.toISOString(), emailed: emailed !== undefined });
     },
   );
 

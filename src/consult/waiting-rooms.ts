@@ -23,8 +23,9 @@ export interface WaitingRoomView {
 
 /**
  * GET /api/consult/waiting-rooms?appointments=<id>,<id>…: who waits, right now, in the
- * consultations the signed-in clinician hosts (the schedule polls it). Appointments the caller
- * does not host are left out without a word, so the answer is no oracle. Rooms live in this
+ * consultations the signed-in clinician hosts (the schedule polls it) — or, for reception, in any
+ * of the clinic's consultations (the front desk sees every appointment of the day). Appointments
+ * the caller does not host are left out without a word, so the answer is no oracle. Rooms live in this
  * node's memory or, in a farm, in Redis: ConsultRooms.read finds them either way. Admitting
  * happens in the call itself. Every room reported with somebody in it is audited as a read of
  * its Appointment (it tells who is waiting for which patient).
@@ -44,8 +45,10 @@ export async function waitingRoomRoutes(app: FastifyInstance, ctx: AppContext): 
     },
     async (request) => {
       const session = request.session;
-      const ref = session?.account.fhirRef;
-      if (!session || session.account.role !== 'clinician' || !ref) throw forbidden('waiting rooms are shown to the clinicians who host them');
+      const reception = session?.account.role === 'reception';
+      // The audit names the caller as every other access does: a Practitioner, or reception's account.
+      const ref = reception ? request.actor?.ref : session?.account.fhirRef;
+      if (!session || !(reception || session.account.role === 'clinician') || !ref) throw forbidden('waiting rooms are shown to the clinicians who host them and to reception');
       const requested = [...new Set((request.query as { appointments: string }).appointments.split(','))];
       if (requested.length > MAX_WAITING_ROOM_APPOINTMENTS) throw forbidden(`ask for at most ${MAX_WAITING_ROOM_APPOINTMENTS} appointments at a time`);
       // Ids that cannot be stored ids name no appointment: left out like any other.
@@ -60,7 +63,7 @@ export async function waitingRoomRoutes(app: FastifyInstance, ctx: AppContext): 
         : [];
       const hosted = rows
         .map((row: any) => ({ id: String(row.id), appointment: (typeof row.content === 'string' ? JSON.parse(row.content) : row.content) as Parameters<typeof JoinRights.hostOf>[0] }))
-        .filter(({ appointment }) => JoinRights.hostOf(appointment) === ref);
+        .filter(({ appointment }) => reception || JoinRights.hostOf(appointment) === ref);
       const rooms: WaitingRoomView[] = [];
       for (const { id, appointment } of hosted) {
         const view = await ctx.consult.read(id, (room): WaitingRoomView => {

@@ -13,6 +13,10 @@ import * as invitationRevocation from './migrations/0014-invitation-revocation.j
 import * as relayedTraffic from './migrations/0015-relayed-traffic.js';
 import * as auditIndexCosts from './migrations/0016-audit-index-costs.js';
 import * as reauthPasskeyChallenge from './migrations/0017-reauth-passkey-challenge.js';
+import * as notificationOutbox from './migrations/0018-notification-outbox.js';
+import * as smartAppLaunch from './migrations/0019-smart-app-launch.js';
+import * as receptionRole from './migrations/0020-reception-role.js';
+import * as searchStringRecency from './migrations/0021-search-string-recency.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -34,6 +38,10 @@ const MIGRATIONS: Record<string, Migration> = {
   '0015-relayed-traffic': relayedTraffic,
   '0016-audit-index-costs': auditIndexCosts,
   '0017-reauth-passkey-challenge': reauthPasskeyChallenge,
+  '0018-notification-outbox': notificationOutbox,
+  '0019-smart-app-launch': smartAppLaunch,
+  '0020-reception-role': receptionRole,
+  '0021-search-string-recency': searchStringRecency,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

@@ -30,7 +30,8 @@ export interface Database {
     last_seen: Date | string;
     idle_timeout_seconds: number;
     expires: Date | string;
-    reauthenticated_at: Date | string;
+    /** Migration 0020: the last re-authentication for a sensitive action; null until there is one (sign-in is not one). */
+    reauthenticated_at: ColumnType<Date | string | null, Date | string | null | undefined, Date | string | null>;
     source: string | null;
     user_agent: string | null;
     /** Migration 0008: null, or the one thing this session may do ('password-expired', 'mfa-enrolment'). */
@@ -71,13 +72,52 @@ export interface Database {
   oauth_client: {
     id: string;
     name: string;
-    secret_hash: Buffer;
+    /** Null for a public client (migration 0019): it has no secret. */
+    secret_hash: Buffer | null;
     scopes: string;
     status: string;
     created: ColumnType<Date, Date | string | undefined, never>;
     revoked_at: Date | string | null;
+    /** Migration 0019: SMART App Launch clients. */
+    client_type: ColumnType<'confidential' | 'public', 'confidential' | 'public' | undefined, never>;
+    redirect_uris: ColumnType<string[], string[] | undefined, string[]>;
   };
-  oauth_access_token: { token_hash: Buffer; client_id: string; scopes: string; issued: Date | string; expires: Date | string };
+  oauth_access_token: {
+    token_hash: Buffer;
+    client_id: string;
+    scopes: string;
+    issued: Date | string;
+    expires: Date | string;
+    /** Migration 0019: the account an app's token acts for, its launch patient, and the code it came from. */
+    account_id: ColumnType<string | null, string | null | undefined, never>;
+    patient: ColumnType<string | null, string | null | undefined, never>;
+    grant_hash: ColumnType<Buffer | null, Buffer | null | undefined, never>;
+  };
+  /** Migration 0019: refresh tokens (offline_access), rotated; `family` is the code they all descend from. */
+  oauth_refresh_token: {
+    token_hash: Buffer;
+    family: Buffer;
+    client_id: string;
+    account_id: string;
+    scopes: string;
+    patient: string | null;
+    issued: Date | string;
+    expires: Date | string;
+    used: Date | string | null;
+  };
+  /** Migration 0019: authorization codes of SMART App Launch (single use, 60 s), by SHA-256. */
+  oauth_authorization_code: {
+    code_hash: Buffer;
+    client_id: string;
+    account_id: string;
+    redirect_uri: string;
+    scopes: string;
+    code_challenge: string;
+    patient: string | null;
+    issued: Date | string;
+    expires: Date | string;
+    redeemed: Date | string | null;
+  };
   oauth_token_throttle: { source: string; failures: number; window_start: Date | string };
   resource_history: {
     resource_type: string;
@@ -87,7 +127,8 @@ export interface Database {
     deleted: boolean;
     content: unknown;
   };
-  search_string: { resource_type: string; resource_id: string; code: string; value: string };
+  /** last_updated: the resource's, copied so string search orders by recency from the index (0021); null only when the resource row is missing. */
+  search_string: { resource_type: string; resource_id: string; code: string; value: string; last_updated: ColumnType<Date | string | null, string | undefined, string> };
   appointment_booking: { appointment_id: string; participant: string; during: string };
   /** Migration 0002 chains the entries: seq is the dense position, hash covers prev_hash and the entry. */
   audit_event: {
@@ -161,4 +202,21 @@ export interface Database {
   };
   /** Migration 0011: which version of the privacy notice a patient accepted for telehealth, when, through which account. */
   telehealth_consent: { patient_ref: string; notice_version: string; accepted_at: Date | string; account_id: string; source: string };
+  /** Migration 0018: outgoing e-mail, its content sealed (src/notifications/outbox.ts). */
+  notification_outbox: {
+    id: string;
+    template: string;
+    status: 'pending' | 'sending' | 'sent' | 'failed';
+    attempts: number;
+    next_attempt_at: Date | string;
+    lease_until: Date | string | null;
+    created: Date | string;
+    sent_at: Date | string | null;
+    last_error: string | null;
+    kek_id: string | null;
+    wrapped_key: Buffer | null;
+    nonce: Buffer | null;
+    ciphertext: Buffer | null;
+    tag: Buffer | null;
+  };
 }

@@ -1,8 +1,7 @@
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import type { Config } from '../config/config.js';
-import { commandLogLevel, createLogger } from '../logging/logger.js';
+import { startCommandNode } from '../cli/command-node.js';
 import { Repository } from '../records/repository.js';
-import { startNode } from '../server/node.js';
 import { seedDemoClinic } from './demo-clinic.js';
 import type { AppContext } from '../server/app-context.js';
 import { randomBytes } from 'node:crypto';
@@ -70,7 +69,7 @@ async function createDemoAccounts(node: AppContext, repo: Repository, appointmen
 
 export async function seedDemoCommand(config: Config, options: { patients: string }): Promise<void> {
   if (!/^\d{1,5}$/.test(options.patients) || Number(options.patients) < 1) throw new Error('--patients must be a whole number from 1 to 99999');
-  const node = await startNode(config, createLogger(commandLogLevel(config.logLevel), config.logFile));
+  const node = await startCommandNode(config);
   try {
     const repo = new Repository(node.store.db, node.audit, DEMO_ACTOR, { requestId: 'seed-demo', source: 'cli' });
     process.stderr.write(`seeding a demo clinic with ${options.patients} patients…\n`);

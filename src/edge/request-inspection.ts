@@ -2,6 +2,7 @@ import { inspectValue, SEVERITY, type Family, type Hit, type ValueContext } from
 import { decode } from './normalize.js';
 import { proseField, secretField } from './clinical-free-text.js';
 import { protocolHits, SCANNER_AGENTS } from './protocol-rules.js';
+import { REQUEST_ID } from './trusted-proxies.js';
 
 /** A request as it reached the node, before any handler: what the shield reads. */
 export interface InspectedRequest {
@@ -244,6 +245,10 @@ export function inspectRequest(req: InspectedRequest): Verdict {
       continue;
     }
     if (STRUCTURED_HEADERS.has(name)) continue; // checked for their grammar in protocol-rules.ts
+    // The load balancer's id, new on every request behind HAProxy or nginx: letters, digits and . _ : - carry no
+    // code, and read as text each one missed the verdict cache (every request paid a full read, and the cache filled
+    // with ids until it was cleared). Anything else in this header is read as text below.
+    if (name === 'x-request-id' && REQUEST_ID.test(value)) continue;
     if (name === 'user-agent') {
       if (SCANNER_AGENTS.test(value)) c.add([{ rule: 'scanner-user-agent', family: 'scanner', severity: 'critical' }], 'header:user-agent');
       // "(X11; Linux x86_64)": inside a product comment ";" is the grammar's separator, not a shell's.

@@ -95,6 +95,7 @@ export async function securityEventsRoutes(app: FastifyInstance, ctx: AppContext
          group by source order by n desc, source limit 10`.execute(db)
     ).rows.map((r) => ({ source: r.source, events: r.n }));
 
+    await ctx.audit.settled(); // this node's latest events, committed behind their answers
     const rows = await findAuditRows(db, { actions: kinds, from, to }, { limit: count, order: 'newest' });
     const emails = await accountEmails(ctx, rows.map((r) => r.actor));
     const events: SecurityEvent[] = rows.map((r) => ({

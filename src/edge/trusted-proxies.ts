@@ -44,7 +44,7 @@ export function parseTrustedProxies(value: string): TrustedProxies | string {
 export const NO_TRUSTED_PROXIES: TrustedProxies = { entries: [], has: () => false };
 
 /** What a request id may look like: nginx's 32 hex digits, a UUID, HAProxy's unique-id; nothing a log line could be forged with. */
-const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$/;
+export const REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$/;
 
 /**
  * The X-Request-Id a trusted proxy gave the request, so one id follows it from the edge to the

@@ -6,6 +6,7 @@ import { isAdministrator } from '../auth/administrator.js';
 import { forbidden } from '../records/fhir/outcomes.js';
 import type { AppContext } from '../server/app-context.js';
 import { registerOcspStaplingMetrics } from '../server/ocsp-stapling.js';
+import { registerMailMetrics } from '../notifications/mail-metrics.js';
 
 /**
  * `GET /metrics`: what the node is doing, in Prometheus text, for the people who run it.
@@ -36,8 +37,8 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     },
   });
   const consult = {
-    rooms: new Gauge({ name: 'telesalud_consult_rooms', help: 'Consultation rooms open on this node', registers: [registry] }),
-    participants: new Gauge({ name: 'telesalud_consult_participants', help: 'Participants in this node\'s rooms (admitted or waiting)', registers: [registry] }),
+    rooms: new Gauge({ name: 'telesalud_consult_rooms', help: 'Consultation rooms with a participant on this node (sum the nodes for the farm)', registers: [registry] }),
+    participants: new Gauge({ name: 'telesalud_consult_participants', help: 'Participants whose socket is on this node, admitted or waiting (sum the nodes for the farm)', registers: [registry] }),
     waiting: new Gauge({ name: 'telesalud_consult_waiting', help: 'Participants in a waiting room on this node', registers: [registry] }),
     sockets: new Gauge({ name: 'telesalud_consult_sockets', help: 'Signaling WebSockets open on this node', registers: [registry] }),
     mbit: new Gauge({ name: 'telesalud_consult_media_mbit_per_second', help: 'Media bitrate the browsers of this node\'s consultations report', registers: [registry] }),
@@ -63,6 +64,8 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
   const shieldStats = app.hasDecorator('shieldStats') ? app.shieldStats : undefined;
   // OCSP stapling of the node's certificate: whether a good response is stapled, and the responder's failures.
   if (ctx.ocspStapling) registerOcspStaplingMetrics(registry, ctx.ocspStapling);
+  // Outgoing e-mail, when it is on (TELESALUD_SMTP_URL).
+  if (ctx.notifications) registerMailMetrics(registry, ctx.notifications);
   new Counter({
     name: 'telesalud_shield_blocks_total',
     help: 'Requests and signaling messages the shield refused on this node, by the attack family that decided it ("banned": from a banned source)',
@@ -177,10 +180,10 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     },
   });
 
-  // Audit writes: every access to health data waits for its entry, so their latency is the floor of every response.
+  // Audit writes: every access to health data waits for its entry (queued or committed), so their latency is the floor of every response.
   const auditWrites = new Histogram({
     name: 'telesalud_audit_write_duration_seconds',
-    help: 'Time from asking for an audit entry to it being committed, by path (group-commit: audited reads; in-transaction: writes)',
+    help: 'Time an access waits for its audit entry, by path (group-commit: audited reads, until queued or committed per TELESALUD_AUDIT_COMMIT; in-transaction: writes)',
     labelNames: ['path'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
@@ -195,6 +198,31 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     if (!ok) auditWriteFailures.inc({ path });
   });
   app.addHook('onClose', async () => stopObserving());
+  // Entries committed behind their answers (AuditLog, TELESALUD_AUDIT_COMMIT=behind): what a killed node would lose.
+  new Gauge({
+    name: 'telesalud_audit_unwritten_entries',
+    help: 'Audit entries whose access was answered and that are not committed yet',
+    registers: [registry],
+    collect() {
+      this.set(ctx.audit.backlog().entries);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_audit_unwritten_oldest_seconds',
+    help: 'How long the oldest audit entry answered for has waited for its commit (0: none waiting)',
+    registers: [registry],
+    collect() {
+      this.set(ctx.audit.backlog().oldestSeconds);
+    },
+  });
+  new Gauge({
+    name: 'telesalud_audit_failed_appends',
+    help: 'Appends of answered audit entries that failed and were retried, since the node started',
+    registers: [registry],
+    collect() {
+      this.set(ctx.audit.backlog().failedAppends);
+    },
+  });
 
   const readSecurityFigures = async () => {
     const row = (
@@ -218,8 +246,9 @@ export function registerMetrics(app: FastifyInstance, ctx: AppContext): void {
     if (!isAdministrator(request)) throw forbidden('metrics are for administrators');
     poolAtScrape = poolStats?.();
     const [status] = await Promise.all([ctx.consult.status(), readSecurityFigures()]);
-    consult.rooms.set(status.rooms);
-    consult.participants.set(status.participants);
+    // This node's share (its help says so): summed over a farm's nodes it counts each participant once.
+    consult.rooms.set(status.onThisNode.rooms);
+    consult.participants.set(status.onThisNode.participants);
     consult.waiting.set(status.waiting);
     consult.sockets.set(status.sockets);
     consult.mbit.set(status.mbitPerSecondNow);

@@ -25,6 +25,7 @@ export interface NodeHeartbeat {
   draining: boolean;
   memoryMb: number;
   load1: number;
+  /** This node's own share (ConsultStatus.onThisNode): the nodes' figures add up to the farm's. */
   rooms: number;
   participants: number;
   sockets: number;
@@ -59,8 +60,9 @@ export async function serviceStatusRoutes(app: FastifyInstance, ctx: AppContext)
       draining: ctx.lifecycle.draining,
       memoryMb: Math.round(process.memoryUsage().rss / 1e5) / 10,
       load1: Math.round((loadavg()[0] ?? 0) * 100) / 100,
-      rooms: consult.rooms,
-      participants: consult.participants,
+      // Its own share, not the farm's rooms every node sees in Redis: a farm of three listed each participant three times.
+      rooms: consult.onThisNode.rooms,
+      participants: consult.onThisNode.participants,
       sockets: consult.sockets,
       mbitPerSecondNow: consult.mbitPerSecondNow,
       relay: { participantsWithMedia: consult.relay.participantsWithMedia, participantsRelayed: consult.relay.participantsRelayed, mbitPerSecondNow: consult.relay.mbitPerSecondNow },

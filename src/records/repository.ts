@@ -10,7 +10,8 @@ import { badRequest, FhirError, forbidden, gone, invalidResource, methodNotAllow
 import { referenceTypeIssues } from './reference-rules.js';
 import { resourceTypeDef, type FhirResource, type ResourceTypeDef } from './resource-types.js';
 import { parseDateRange, sqlTimestamp } from './search/date-range.js';
-import { escapeLike, normalizeSearchString } from './search/normalize.js';
+import { normalizeSearchString } from './search/normalize.js';
+import { matchedByRecency, matchedIds, ordersByRecency, recencyOrder } from './search/string-matches.js';
 import { isResourceId, type Filter, type SearchRequest } from './search/search-request.js';
 
 type StringFilter = Extract<Filter, { kind: 'string' }>;
@@ -68,10 +69,16 @@ interface StoredRow {
  * validated and versioned, and where each access is audited. Ask for a repository from
  * RecordService.forActor(); there is no other way in.
  */
+/**
+ * Runs inside a create or update's transaction, after the clinic's rules: what another capability
+ * writes because of it (an e-mail in the outbox) commits with the write or not at all.
+ */
+export type WriteObserver = (tx: Transaction<Database>, written: FhirResource, previous: FhirResource | undefined) => Promise<void>;
+
 export class Repository {
   private readonly db: Kysely<any>;
 
-  constructor(db: Kysely<Database>, private readonly audit: AuditLog, readonly actor: Actor, private readonly origin: RequestOrigin) {
+  constructor(db: Kysely<Database>, private readonly audit: AuditLog, readonly actor: Actor, private readonly origin: RequestOrigin, private readonly observers: readonly WriteObserver[] = []) {
     this.db = db as unknown as Kysely<any>;
   }
 
@@ -93,6 +100,7 @@ export class Repository {
       await applyAfterWrite(tx, stored);
       await afterWrite(tx, this.actor, 'create', stored);
       await options.alsoInTransaction?.(tx as unknown as Transaction<Database>);
+      for (const observe of this.observers) await observe(tx as unknown as Transaction<Database>, stored, undefined);
       await this.audit.recordIn(tx as unknown as Transaction<Database>, [this.entry('create', def, stored)]);
     });
     return stored;
@@ -123,6 +131,7 @@ export class Repository {
       await tx.deleteFrom('search_string').where('resource_id', '=', id).execute();
       await this.writeHistoryAndStrings(tx, def, stored, now);
       await applyAfterWrite(tx, stored);
+      for (const observe of this.observers) await observe(tx, stored, current.content);
       await this.audit.recordIn(tx, [this.entry('update', def, stored)]);
       return stored;
     });
@@ -249,10 +258,16 @@ export class Repository {
     // Driven by a string match, the page's query is prepared (one plan per connection and query
     // shape): planning it each time cost about as much PostgreSQL time as running it.
     const paged = query.limit(request.count + 1).offset(request.offset);
-    const pageIds = request.count === 0 ? [] : ((driving ? (await this.db.executeQuery(prepared(paged.compile()))).rows : await paged.execute()) as { id: string; compartments: string[] }[]);
-    const hasMore = pageIds.length > request.count;
-    // As JSON text, the matches are parsed here only when _include must follow their references.
-    const page = await this.contentsInOrder(def, pageIds.slice(0, request.count), asJson, request.include.length > 0);
+    let page: PageRow[];
+    let hasMore: boolean;
+    if (driving && ordersByRecency(request.sort) && request.count > 0) {
+      ({ page, hasMore } = await this.pageByRecency(request, driving, where, asJson));
+    } else {
+      const pageIds = request.count === 0 ? [] : ((driving ? (await this.db.executeQuery(prepared(paged.compile()))).rows : await paged.execute()) as { id: string; compartments: string[] }[]);
+      hasMore = pageIds.length > request.count;
+      // As JSON text, the matches are parsed here only when _include must follow their references.
+      page = await this.contentsInOrder(def, pageIds.slice(0, request.count), asJson, request.include.length > 0);
+    }
     const total = request.total
       ? Number(((await from().select((eb: any) => eb.fn.countAll().as('n')).where(where).executeTakeFirstOrThrow()) as { n: number }).n)
       : undefined;
@@ -273,6 +288,40 @@ export class Repository {
       hasMore,
       ...(revincluded.warnings.length ? { warnings: revincluded.warnings } : {}),
     };
+  }
+
+  /**
+   * The page of a string search in last_updated order (the default, newest first), in one prepared
+   * query: the matches are ordered by the last_updated search_string keeps (migration 0021) from the
+   * index alone, and only the page's resource rows are read, for the conditions and their content.
+   * Name search "mar" (1,232 of 10,000 patients): 3,714 buffers → 81; one round trip instead of two.
+   */
+  private async pageByRecency(request: SearchRequest, driving: StringFilter, where: (eb: any) => Expression<SqlBool>, asJson: boolean): Promise<{ page: PageRow[]; hasMore: boolean }> {
+    const { def } = request;
+    const descending = request.sort[0]!.descending;
+    const paged = this.db
+      .selectFrom(matchedByRecency(this.db, def, driving, request.sort[0]!).as('matched'))
+      .innerJoin(def.table, `${def.table}.id`, 'matched.resource_id')
+      .select(['id', 'compartments', 'content', 'matched.recent', 'matched.resource_id'])
+      .where(where)
+      .orderBy(recencyOrder(sql.ref('matched.recent'), descending))
+      .orderBy('matched.resource_id')
+      .limit(request.count + 1)
+      .offset(request.offset);
+    // The content is turned into text above the limit: rows skipped by _offset are never detoasted
+    // (_offset=1000 of "mar": 8 ms → 3 ms). PostgreSQL keeps the page's order, so this sort is free.
+    const query = this.db
+      .selectFrom(paged.as('page'))
+      .select(['id', 'compartments', asJson ? sql<string>`content::text`.as('json') : 'content'])
+      .orderBy(recencyOrder(sql.ref('page.recent'), descending))
+      .orderBy('page.resource_id');
+    const rows = (await this.db.executeQuery(prepared(query.compile()))).rows as { id: string; compartments: string[]; content?: FhirResource; json?: string }[];
+    // As JSON text, the matches are parsed here only when _include must follow their references.
+    const parse = request.include.length > 0;
+    const page = rows.slice(0, request.count).map((r) =>
+      asJson ? { id: r.id, compartments: r.compartments, json: r.json!, content: (parse ? JSON.parse(r.json!) : undefined) as FhirResource } : { id: r.id, compartments: r.compartments, content: r.content! },
+    );
+    return { page, hasMore: rows.length > request.count };
   }
 
   /** Audit an access made outside the FHIR interactions (a document's bytes leaving, say). */
@@ -436,7 +485,7 @@ export class Repository {
       .execute();
     const strings = def.params
       .filter((p) => p.type === 'string')
-      .flatMap((p) => [...new Set(p.extract(resource).flatMap((v) => searchableStrings(String(v))))].map((value) => ({ resource_type: def.type, resource_id: resource.id, code: p.code, value })));
+      .flatMap((p) => [...new Set(p.extract(resource).flatMap((v) => searchableStrings(String(v))))].map((value) => ({ resource_type: def.type, resource_id: resource.id, code: p.code, value, last_updated: now })));
     if (strings.length) await tx.insertInto('search_string').values(strings).execute();
   }
 
@@ -492,24 +541,7 @@ export class Repository {
 
   /** The distinct ids of resources whose search strings match, from the index alone. */
   private stringMatches(def: ResourceTypeDef, filter: StringFilter) {
-    return this.db
-      .selectFrom('search_string')
-      .select('resource_id')
-      .distinct()
-      .where('resource_type', '=', def.type)
-      .where('code', '=', filter.code)
-      .where((eb: any) =>
-        eb.or(
-          filter.anyOf.map((v) => {
-            if (filter.match === 'exact') return eb('value', '=', v);
-            if (filter.match === 'contains') return eb('value', 'like', `%${escapeLike(v)}%`);
-            // A prefix as the range of the index's own byte order (text_pattern_ops): unlike `like 'v%'`,
-            // it keeps its index bounds with the value as a parameter, so the statement can be prepared.
-            // Search strings are normalised text: none holds U+10FFFF, the highest code point.
-            return sql<SqlBool>`(value ~>=~ ${v} and value ~<~ ${`${v}\u{10FFFF}`})`;
-          }),
-        ),
-      );
+    return matchedIds(this.db, def, filter);
   }
 
   /** The resources of each _revinclude source type that point to a resource of the page, as the actor may see them. */

@@ -11,6 +11,7 @@ import type { SignInService } from '../auth/sign-in/sign-in-service.js';
 import type { ConsultRooms } from '../consult/consult-rooms.js';
 import type { OcspStapler } from './ocsp-stapling.js';
 import type { RateLimiter } from '../edge/rate-limiter.js';
+import type { Notifications } from '../notifications/notifications.js';
 
 /** Everything a node holds while it runs. Nothing a later request needs lives only here. */
 export interface AppContext {
@@ -34,6 +35,8 @@ export interface AppContext {
   rateLimiter?: RateLimiter;
   /** OCSP stapling of the node's own certificate (a CA-issued one naming a responder); absent otherwise. */
   ocspStapling?: Pick<OcspStapler, 'status'>;
+  /** Outgoing e-mail (outbox and this node's delivery loop); absent without TELESALUD_SMTP_URL. */
+  notifications?: Notifications;
   /** Set on SIGTERM: /readyz turns 503 so load balancers move traffic away. */
   lifecycle: { draining: boolean };
 }

@@ -18,6 +18,7 @@ import { securityEventsRoutes } from '../edge/security-events-routes.js';
 import { serviceStatusRoutes } from '../observability/service-status-routes.js';
 import { recordAccessRoutes } from '../audit/record-access-routes.js';
 import { privacyRoutes } from '../privacy/privacy-routes.js';
+import { clinicTimeZoneRoutes } from '../auth/policy/clinic-time-zone-routes.js';
 import { consultRoutes } from '../consult/consult-routes.js';
 import { documentRoutes } from '../documents/document-routes.js';
 import { fhirRoutes } from '../records/fhir/fhir-routes.js';
@@ -97,6 +98,7 @@ export async function buildApp(ctx: AppContext, https?: FastifyHttpsOptions<Serv
   await app.register(serviceStatusRoutes, ctx);
   await app.register(recordAccessRoutes, ctx);
   await app.register(privacyRoutes, ctx);
+  await app.register(clinicTimeZoneRoutes, ctx);
   await app.register(consultRoutes, ctx);
   await app.register(webAppRoutes, ctx);
   return app;

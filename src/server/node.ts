@@ -16,6 +16,7 @@ import { preloadValidation } from '../records/fhir/validation.js';
 import { SessionStore } from '../auth/sessions/session-store.js';
 import { SignInService } from '../auth/sign-in/sign-in-service.js';
 import { ConsultRooms } from '../consult/consult-rooms.js';
+import { Notifications } from '../notifications/notifications.js';
 import type { Logger } from '../logging/logger.js';
 import type { AppContext } from './app-context.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -54,7 +55,7 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     if (redisBus && !(await redisBus.ready(REDIS_START_WAIT_MS))) logger.warn({ redis: 'down' }, 'redis unreachable at start: serving with consultation signaling on this node only until it comes');
     // Checkpoints of the audit chain are signed; every node of a farm must hold the same key.
     const auditKey = await loadAuditSigningKey({ envValue: config.auditSigningKey, dataDir: config.dataDir, createIfMissing: true });
-    const audit = new AuditLog(store.db, logger, auditKey ? { signingKey: auditKey } : {});
+    const audit = new AuditLog(store.db, logger, { commit: config.auditCommit, ...(auditKey ? { signingKey: auditKey } : {}) });
     const sessions = new SessionStore(store.db);
     const signIn = new SignInService(store.db, sessions, audit, keyRing);
     const consult = new ConsultRooms(store.db, audit, logger, config);
@@ -67,6 +68,9 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     await bans?.start();
     // The API rate limits and the password-check budgets, counted farm-wide when there is a farm.
     const rateLimiter = redisBus ? new RedisRateLimiter(redisBus, logger) : new InMemoryRateLimiter();
+    // E-mail when TELESALUD_SMTP_URL is set: every node delivers from the shared outbox.
+    const notifications = await Notifications.open({ db: store.db, keyRing, config, logger });
+    notifications?.start();
     const openedStore = store;
     return {
       config,
@@ -83,10 +87,13 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
       nodeId,
       ...(bans ? { bans } : {}),
       rateLimiter,
+      ...(notifications ? { notifications } : {}),
       lifecycle: { draining: false },
       async stop() {
         // Rooms first: their last traffic figures and audit entries need the store.
         await consult.close();
+        // The message being sent finishes; the rest stay queued for another node or the next start.
+        await notifications?.stop();
         await audit.drain();
         await bans?.close();
         // Its last counts shared and its sync timer stopped while the bus is still open.

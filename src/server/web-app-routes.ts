@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AppContext } from './app-context.js';
 
 /** The browser app's pages: each answers with the same index.html, the app routes by path. */
-export const WEB_APP_ROUTES = ['/', '/sign-in', '/privacy', '/consult/guest', '/consult/:appointmentId'] as const;
+export const WEB_APP_ROUTES = ['/', '/sign-in', '/privacy', '/authorize', '/consult/guest', '/consult/:appointmentId'] as const;
 /** The areas: every path under them is the app's (the portal, the clinician workspace, the admin console, invitations). */
 export const WEB_APP_AREAS = ['/portal', '/clinic', '/admin', '/invite'] as const;
 

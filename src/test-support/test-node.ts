@@ -40,7 +40,9 @@ export async function startTestNode(kind: StoreKind = 'pglite', env: Record<stri
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'telesalud-test-'));
   let dropDatabase = async () => undefined as void;
   const token = randomBytes(24).toString('base64url');
-  const testEnv: Record<string, string> = { TELESALUD_DATA_DIR: dataDir, TELESALUD_ADMIN_TOKEN: token, TELESALUD_PORT: '0', TELESALUD_HOST: '127.0.0.1', ...env };
+  // Tests read the trail straight from the database right after an answer, so their nodes commit
+  // audit entries before answering; src/audit/audit-behind.test.ts covers the default, `behind`.
+  const testEnv: Record<string, string> = { TELESALUD_DATA_DIR: dataDir, TELESALUD_ADMIN_TOKEN: token, TELESALUD_PORT: '0', TELESALUD_HOST: '127.0.0.1', TELESALUD_AUDIT_COMMIT: 'before-answer', ...env };
   if (kind === 'pglite') {
     await cp(pgliteTemplateDir(), path.join(dataDir, 'pg'), { recursive: true });
   } else {

@@ -32,6 +32,8 @@ describe('pending invitations and the clinic time zone in the browser', { timeou
   let todayId: string;
   let adminContext: BrowserContext;
   let page: Page;
+  /** The invitation left pending by the first test: its page is opened before anyone signs in. */
+  let pendingToken: string;
 
   beforeAll(async () => {
     web = await startBrowserNode();
@@ -85,6 +87,7 @@ describe('pending invitations and the clinic time zone in the browser', { timeou
 
     const wrongToken = await invite('equivocado@clinica.example.org', 'Andrés Equivocado');
     const rightToken = await invite('andres.vidal@clinica.example.org', 'Andrés Vidal');
+    pendingToken = rightToken;
     const wrongRow = page.getByTestId('pending-equivocado@clinica.example.org');
     expect(await wrongRow.innerText()).toContain('Marta Ruiz');
     expect(await page.getByTestId('pending-invitations-table').innerText()).not.toContain(wrongToken);
@@ -186,6 +189,26 @@ describe('pending invitations and the clinic time zone in the browser', { timeou
       expect(time).toContain(hourIn(CLINIC_ZONE, start));
       expect(time).toMatch(/GMT-[56]|C[SD]T/);
       await accessible(clinic, '6-clinic-schedule');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shows an invitation’s expiry on the clinic clock to someone not signed in, whose device is in Tokyo', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'es-ES', timezoneId: DEVICE_ZONE, viewport: { width: 414, height: 860 } });
+    context.setDefaultTimeout(20_000);
+    const invitee = await context.newPage();
+    try {
+      await invitee.goto(`${web.origin}/invite#${pendingToken}`);
+      const expires = invitee.getByTestId('invite-expires');
+      await expires.waitFor();
+      const expiresAt = new Date((await web.node.ctx.store.db.selectFrom('invitation').select('expires').where('email', '=', 'andres.vidal@clinica.example.org').executeTakeFirstOrThrow()).expires).toISOString();
+      const text = await expires.innerText();
+      // The clinic's hour with its zone named, as once signed in; not the device's hour.
+      expect(text).toContain(hourIn(CLINIC_ZONE, expiresAt));
+      expect(text).not.toContain(hourIn(DEVICE_ZONE, expiresAt));
+      expect(text).toMatch(/GMT-[56]|C[SD]T/);
+      await accessible(invitee, '7-invitation-expiry');
     } finally {
       await context.close();
     }

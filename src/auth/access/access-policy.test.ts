@@ -11,8 +11,8 @@ import { startTestNode, STORE_KINDS, type TestNode } from '../../test-support/te
 import { signInSession } from '../../test-support/fixtures.js';
 
 const PASSWORD = 'marea-lenta-sobre-Valparaiso-2031';
-type Who = 'patient' | 'clinician' | 'stranger' | 'admin' | 'token';
-const WHO: Who[] = ['patient', 'clinician', 'stranger', 'admin', 'token'];
+type Who = 'patient' | 'clinician' | 'stranger' | 'reception' | 'admin' | 'token';
+const WHO: Who[] = ['patient', 'clinician', 'stranger', 'reception', 'admin', 'token'];
 const INTERACTIONS = ['read', 'search', 'create', 'update', 'delete'] as const;
 type Interaction = (typeof INTERACTIONS)[number];
 
@@ -22,6 +22,7 @@ type Interaction = (typeof INTERACTIONS)[number];
  *   patient    the patient account of "own" (patient A)
  *   clinician  a clinician in care of A (an appointment names them), not of B
  *   stranger   a clinician with no care relationship at all
+ *   reception  a front-desk account: every patient's demographics and appointments, no clinical content
  *   admin      an admin account;  token: the bootstrap admin token
  *
  * Each row: read search create update delete for the own / in-care patient A | the same for the
@@ -37,6 +38,7 @@ const MATRIX: Record<string, Record<Who, string>> = {
     patient: /*    */ 'y y x x x | 4 4 x 4 4',
     clinician: /*  */ 'y y y y k | 4 4 y 4 4',
     stranger: /*   */ '4 4 y 4 4 | 4 4 y 4 4',
+    reception: /*  */ 'y y y y k | y y y y k',
     admin: /*      */ 'y y x x x | y y x x x',
     token: /*      */ 'y y y y k | y y y y k',
   },
@@ -49,6 +51,7 @@ const MATRIX: Record<string, Record<Who, string>> = {
     patient: /*    */ 'y y y y x | 4 4 x 4 4',
     clinician: /*  */ 'y y y y k | 4 4 x 4 4',
     stranger: /*   */ '4 4 x 4 4 | 4 4 x 4 4',
+    reception: /*  */ 'y y y y k | y y y y k',
     admin: /*      */ 'y y x x x | y y x x x',
     token: /*      */ 'y y y y k | y y y y k',
   },
@@ -66,15 +69,16 @@ const MATRIX: Record<string, Record<Who, string>> = {
 function directory(del: 'y' | 'k'): Record<Who, string> {
   const reader = 'y y x x x | y y x x x';
   const writer = `y y y y ${del} | y y y y ${del}`;
-  return { patient: reader, clinician: reader, stranger: reader, admin: writer, token: writer };
+  return { patient: reader, clinician: reader, stranger: reader, reception: reader, admin: writer, token: writer };
 }
 
-/** Clinical content: the patient reads their own, clinicians work in care, admins see none of it. */
+/** Clinical content: the patient reads their own, clinicians work in care, reception and admins see none of it. */
 function clinical(del: 'y' | 'k', patient = 'y y x x x | 4 4 x 4 4'): Record<Who, string> {
   return {
     patient,
     clinician: `y y y y ${del} | 4 4 x 4 4`,
     stranger: '4 4 x 4 4 | 4 4 x 4 4',
+    reception: 'x x x x x | x x x x x',
     admin: 'x x x x x | x x x x x',
     token: `y y y y ${del} | y y y y ${del}`,
   };
@@ -195,6 +199,7 @@ describe.each(STORE_KINDS)('access policy (%s)', (kind) => {
       patientB: { email: 'beto@example.org', role: 'patient' },
       clinician: { email: 'c1@clinica.example.org', role: 'clinician' },
       stranger: { email: 'c2@clinica.example.org', role: 'clinician' },
+      reception: { email: 'recepcion@clinica.example.org', role: 'reception' },
       admin: { email: 'admin@clinica.example.org', role: 'admin' },
     } as const;
     for (const [who, a] of Object.entries(accounts)) {
@@ -306,6 +311,77 @@ describe.each(STORE_KINDS)('access policy (%s)', (kind) => {
       }
       const denied = await node.ctx.store.db.selectFrom('audit_event').select(['action', 'resource_type']).where('actor', '=', people.admin.ref).where('outcome', '=', 'denied').execute();
       expect(denied).toEqual(expect.arrayContaining([{ action: 'search', resource_type: 'Observation' }, { action: 'search', resource_type: 'Composition' }]));
+    });
+  });
+
+  describe('reception', () => {
+    const put = (who: Who, resource: Record<string, any>) =>
+      as(who, { method: 'PUT', url: `/fhir/R4/${resource.resourceType}/${resource.id}`, ...json(resource), headers: { 'content-type': 'application/fhir+json', 'if-match': `W/"${resource.meta.versionId}"` } });
+
+    it('finds every patient and appointment, but clinical content neither directly nor through _revinclude, _include, $everything or counts', async () => {
+      const patients = await as('reception', { method: 'GET', url: `/fhir/R4/Patient?_id=${people.patient.id},${people.patientB.id}&_total=accurate` });
+      expect(patients.json().total).toBe(2);
+      await fixed('Observation', A);
+      const withVitals = await as('reception', { method: 'GET', url: `/fhir/R4/Patient?_id=${people.patient.id}&_revinclude=Observation:patient` });
+      // The patient comes; the observations that point to it stay out, as they would for a read.
+      expect(withVitals.statusCode).toBe(200);
+      expect(withVitals.json().entry.map((e: any) => e.resource.resourceType)).toEqual(['Patient']);
+      const encounter = await fixed('Encounter', A);
+      const viaInclude = await as('reception', { method: 'GET', url: `/fhir/R4/Encounter?_id=${encounter.id}&_include=Encounter:patient` });
+      expect(viaInclude.statusCode).toBe(403);
+      expect((await as('reception', { method: 'GET', url: `/fhir/R4/Patient/${people.patient.id}/$everything` })).statusCode).toBe(403);
+      expect((await as('reception', { method: 'GET', url: '/fhir/R4/Composition?_summary=count' })).statusCode).toBe(403);
+      for (const body of [viaInclude.body, withVitals.body]) expect(body).not.toContain('8867-4');
+      await node.ctx.audit.drain();
+      const denied = await node.ctx.store.db.selectFrom('audit_event').select(['action', 'resource_type']).where('actor', '=', people.reception.ref).where('outcome', '=', 'denied').execute();
+      expect(denied).toEqual(expect.arrayContaining([{ action: 'search', resource_type: 'Encounter' }, { action: 'search', resource_type: 'Composition' }]));
+    });
+
+    it('registers a patient without taking them into anyone\'s care, books them with a clinician, reschedules and cancels', async () => {
+      const registered = await as('reception', { method: 'POST', url: '/fhir/R4/Patient', ...json(await template('Patient', A)) });
+      expect(registered.statusCode).toBe(201);
+      const ref = `Patient/${registered.json().id}`;
+      // Reception is in nobody's care and opens no chart, not even of the patient it just registered.
+      expect((await as('reception', { method: 'POST', url: '/fhir/R4/Observation', ...json(await template('Observation', ref)) })).statusCode).toBe(403);
+      expect((await as('clinician', { method: 'GET', url: `/fhir/R4/${ref}` })).statusCode).toBe(404);
+      expect(await node.ctx.store.db.selectFrom('care_assignment' as any).select('patient').where('patient', '=', ref).execute()).toEqual([]);
+
+      // Booked with C1: the appointment makes C1 the patient's clinician, as any booking does.
+      const first = await booking(A);
+      const booked = await as('reception', { method: 'POST', url: '/fhir/R4/Appointment', ...json({ ...first, participant: [{ actor: { reference: ref }, status: 'accepted' }, first.participant[1]] }) });
+      expect(booked.statusCode).toBe(201);
+      expect((await as('clinician', { method: 'GET', url: `/fhir/R4/${ref}` })).statusCode).toBe(200);
+      const slotOf = async (appointment: Record<string, any>) => (await token({ method: 'GET', url: `/fhir/R4/${appointment.slot[0].reference}` })).json().status;
+      expect(await slotOf(booked.json())).toBe('busy');
+
+      // Rescheduled into another free slot: the old one is free again, the new one busy.
+      const later = await booking(A);
+      const moved = await put('reception', { ...booked.json(), start: later.start, end: later.end, slot: later.slot });
+      expect(moved.statusCode).toBe(200);
+      expect(await slotOf(booked.json())).toBe('free');
+      expect(await slotOf(moved.json())).toBe('busy');
+      const cancelled = await put('reception', { ...moved.json(), status: 'cancelled', cancelationReason: { text: 'El paciente llamó para cancelar' } });
+      expect(cancelled.statusCode).toBe(200);
+      expect(await slotOf(moved.json())).toBe('free');
+      expect((await as('reception', { method: 'DELETE', url: `/fhir/R4/Appointment/${booked.json().id}` })).statusCode).toBe(405);
+    });
+
+    it('is audited under its own account, and a patient sees reception among who accessed their record', async () => {
+      expect((await as('reception', { method: 'GET', url: `/fhir/R4/${A}` })).statusCode).toBe(200);
+      await node.ctx.audit.drain();
+      const reads = await node.ctx.store.db.selectFrom('audit_event').select(['actor', 'patient', 'outcome']).where('actor', '=', people.reception.ref).where('action', '=', 'read').where('resource_type', '=', 'Patient').execute();
+      expect(people.reception.ref).toBe(`account:${people.reception.accountId}`);
+      expect(reads).toEqual(expect.arrayContaining([{ actor: people.reception.ref, patient: A, outcome: 'success' }]));
+      const seen = await as('patient', { method: 'GET', url: '/api/me/record-access?_count=100' });
+      expect(seen.statusCode).toBe(200);
+      expect(seen.json().entries.map((e: any) => e.who.role)).toContain('reception');
+    });
+
+    it('may not open the glass, assign care, look up patients in an emergency or upload documents', async () => {
+      expect((await as('reception', { method: 'POST', url: '/api/access/emergency-lookup', payload: { family: 'Nueva', birthDate: '1990-01-01' } })).statusCode).toBe(403);
+      expect((await as('reception', { method: 'POST', url: '/api/access/break-glass', payload: { patientId: people.patientB.id, reason: 'Paciente en la sala de espera, sin cita previa', password: PASSWORD } })).statusCode).toBe(403);
+      expect((await as('reception', { method: 'POST', url: '/api/access/assignments', payload: { practitionerId: people.stranger.id, patientId: people.patientB.id } })).statusCode).toBe(403);
+      expect((await as('reception', { method: 'POST', url: `/api/documents?patient=${people.patient.id}&title=Informe`, payload: 'x', headers: { 'content-type': 'text/plain' } })).statusCode).toBe(403);
     });
   });
 

@@ -18,18 +18,21 @@ import { patientWriteRefusal } from './patient-writes.js';
  *   patient     read                           own: read + patient-writes.ts (book / cancel a telehealth appointment;
  *                                                                        record own vital signs)
  *   clinician   read                           in care: read, write     in care: read, write
+ *   reception   read                           all: read, write         nothing
  *   admin       read, write (configuration)    all: read                nothing
  *
  * "full" is the system itself and the bootstrap admin token; "in care" is relatedPatients()
  * plus live break-the-glass grants. Exceptions, each for a reason:
  *   - a clinician may create a Patient (registering someone new) and is then assigned to them;
+ *   - reception (the front desk) registers, books, reschedules and cancels for every patient of the
+ *     clinic, which is why it reaches them all; it is in nobody's care, so it opens no chart;
  *   - a write must keep every patient the resource names, before and after, within the
  *     writer's reach: nobody moves a record into or out of a compartment they can't see;
  *   - deletes also obey the type's own rule (resource-types.ts: most clinical records are kept).
  */
 export type Interaction = 'read' | 'search' | 'create' | 'update' | 'delete';
 export type ResourceClass = 'directory' | 'administrative' | 'clinical';
-type Role = 'full' | 'patient' | 'clinician' | 'admin';
+type Role = 'full' | 'patient' | 'clinician' | 'reception' | 'admin';
 
 interface Rule {
   /** Whose rows: every row, the actor's own compartment, the patients in the clinician's care, none. */
@@ -42,6 +45,7 @@ const POLICY: Record<Role, Record<ResourceClass, Rule>> = {
   full: { directory: { rows: 'all', writes: 'yes' }, administrative: { rows: 'all', writes: 'yes' }, clinical: { rows: 'all', writes: 'yes' } },
   patient: { directory: { rows: 'all', writes: 'no' }, administrative: { rows: 'own', writes: 'patient' }, clinical: { rows: 'own', writes: 'patient' } },
   clinician: { directory: { rows: 'all', writes: 'no' }, administrative: { rows: 'in-care', writes: 'yes' }, clinical: { rows: 'in-care', writes: 'yes' } },
+  reception: { directory: { rows: 'all', writes: 'no' }, administrative: { rows: 'all', writes: 'yes' }, clinical: { rows: 'none', writes: 'no' } },
   admin: { directory: { rows: 'all', writes: 'yes' }, administrative: { rows: 'all', writes: 'no' }, clinical: { rows: 'none', writes: 'no' } },
 };
 
@@ -77,6 +81,8 @@ function roleOf(actor: Actor): Role {
       return 'patient';
     case 'clinician':
       return 'clinician';
+    case 'reception':
+      return 'reception';
     case 'admin':
       return 'admin';
   }

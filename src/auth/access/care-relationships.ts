@@ -6,13 +6,14 @@ import type { BreakGlassAccess } from '../actor.js';
 /**
  * Who a clinician is in care of, as the database sees it: the patients of every Appointment
  * or Encounter that names the clinician's Practitioner as a participant (not entered in
- * error), plus explicit assignments. Computed by PostgreSQL from GIN-indexed columns
+ * error, not cancelled), plus explicit assignments. Computed by PostgreSQL from GIN-indexed columns
  * (sp_practitioner, then compartments): inside each write's transaction, and once per request for
  * its reads (patientsInCareOf), so a new appointment counts from the next request on every node.
  */
 export function relatedPatients(practitioner: string): RawBuilder<string[]> {
   const me = sql`array[${practitioner}]::text[]`;
-  const live = sql`not deleted and not (sp_status && array['entered-in-error']::text[])`;
+  // A cancelled booking is no care: otherwise booking and cancelling at once would open any chart to any clinician.
+  const live = sql`not deleted and not (sp_status && array['entered-in-error', 'cancelled']::text[])`;
   return sql<string[]>`array(
     select unnest(compartments) from appointment where sp_practitioner && ${me} and ${live}
     union select unnest(compartments) from encounter where sp_practitioner && ${me} and ${live}

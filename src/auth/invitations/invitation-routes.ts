@@ -15,6 +15,8 @@ import { badRequest, conflict, notFound } from '../../records/fhir/outcomes.js';
 import { Repository } from '../../records/repository.js';
 import type { AppContext } from '../../server/app-context.js';
 import { inviterOf, type Inviter } from './inviter.js';
+import { preferredLanguage } from '../../notifications/mail-recipients.js';
+import { MAIL_LANGUAGES, type MailLanguage } from '../../notifications/mail-templates.js';
 import { claimInvitation, createInvitation, INVITATION_DAYS, INVITATION_MAX_DAYS, markInvitationAccepted, pendingInvitations, releaseInvitation, revokeInvitation, usableInvitation } from './invitations.js';
 
 const uuid = { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' } as const;
@@ -23,7 +25,7 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
 const INVALID = { error: 'invitation-invalid', message: 'this invitation link is not valid: it may have been used already or have expired; ask for a new one' };
 
 /**
- * Onboarding by invitation: a clinician invites a patient (an admin may too, and invites staff);
+ * Onboarding by invitation: a clinician or reception invites a patient (an admin may too, and invites staff);
  * the invitee opens the link, sets a password and, where the policy requires it, enrols a second
  * factor before the account can do anything else.
  */
@@ -53,17 +55,19 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
             patientId: uuid,
             role: { type: 'string', enum: [...ROLES] },
             expiresInDays: { type: 'integer', minimum: 1, maximum: INVITATION_MAX_DAYS },
+            // The e-mail's language when the inviter knows it; else the patient's record, else the clinic's default.
+            language: { type: 'string', enum: [...MAIL_LANGUAGES] },
           },
         },
       },
     },
     async (request, reply) => {
-      const body = request.body as { email: string; name?: string; patientId?: string; role?: Role; expiresInDays?: number };
+      const body = request.body as { email: string; name?: string; patientId?: string; role?: Role; expiresInDays?: number; language?: MailLanguage };
       const actor = request.actor!;
       const role = body.role ?? 'patient';
       const kind = actor.scope.kind;
-      if (role === 'patient' ? !['clinician', 'admin', 'full'].includes(kind) : !['admin', 'full'].includes(kind)) {
-        throw refusedBecause('forbidden', role === 'patient' ? 'clinicians and admins invite patients' : 'only an admin invites staff');
+      if (role === 'patient' ? !['clinician', 'reception', 'admin', 'full'].includes(kind) : !['admin', 'full'].includes(kind)) {
+        throw refusedBecause('forbidden', role === 'patient' ? 'clinicians, reception and admins invite patients' : 'only an admin invites staff');
       }
       const email = body.email.trim().toLowerCase();
       if (!EMAIL.test(email)) throw badRequest('this is not an email address', 'email');
@@ -78,14 +82,28 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
           if (await db.selectFrom('account').select('id').where('fhir_ref', '=', fhirRef).executeTakeFirst()) throw conflict('this patient already has an account');
         } else {
           if (kind === 'admin') throw badRequest('admins do not register patients: name the Patient to invite (patientId)', 'patientId');
-          // A clinician registering a new patient is put in their care by the access policy.
+          // A clinician registering a new patient is put in their care by the access policy; reception registers for the clinic.
           const patient = await request.records.create({ resourceType: 'Patient', active: true, ...(name ? { name: [{ text: name }] } : {}), telecom: [{ system: 'email', value: email }] });
           fhirRef = `Patient/${patient.id}`;
         }
       } else if (body.patientId) throw badRequest('a staff invitation names no patient', 'patientId');
 
       // Whether the email already has an account is not said here: the invitation is made either way.
-      const invitation = await createInvitation(db, { email, role, displayName: name, fhirRef, invitedBy: actor.ref, days: body.expiresInDays ?? INVITATION_DAYS });
+      const invitationInput = { email, role, displayName: name, fhirRef, invitedBy: actor.ref, days: body.expiresInDays ?? INVITATION_DAYS };
+      const mail = ctx.notifications;
+      let emailed: string | undefined;
+      let invitation: Awaited<ReturnType<typeof createInvitation>>;
+      if (mail) {
+        // With e-mail on, the invitation and its message commit together: no link without its e-mail.
+        const language = body.language ?? (fhirRef ? await patientLanguage(db, fhirRef) : undefined) ?? mail.defaultLanguage;
+        invitation = await db.transaction().execute(async (tx) => {
+          const created = await createInvitation(tx, invitationInput);
+          const link = `${ctx.config.publicUrl}/invite#${created.token}`;
+          emailed = await mail.queue(tx, { template: role === 'patient' ? 'patient-invitation' : 'staff-invitation', to: email, language, link, expiresAt: created.expiresAt.toISOString() });
+          return created;
+        });
+        mail.sendSoon();
+      } else invitation = await createInvitation(db, invitationInput);
       await ctx.audit.record({
         actor: actor.ref,
         action: 'invitation-created',
@@ -93,22 +111,23 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
         source: request.ip,
         requestId: request.id,
         ...(fhirRef?.startsWith('Patient/') ? { patient: fhirRef, resourceType: 'Patient', resourceId: fhirRef.slice('Patient/'.length) } : {}),
-        detail: { invitation: invitation.id, role, expires: invitation.expiresAt.toISOString() },
+        detail: { invitation: invitation.id, role, expires: invitation.expiresAt.toISOString(), ...(emailed ? { emailMessage: emailed } : {}) },
       });
       // The token travels in the fragment: browsers send it neither in requests nor in Referer.
-      return reply.code(201).send({ id: invitation.id, url: `${ctx.config.publicUrl}/invite#${invitation.token}`, expiresAt: invitation.expiresAt.toISOString() });
+      // `emailed`: the link is on its way to the invitee too (TELESALUD_SMTP_URL); else the inviter passes it on.
+      return reply.code(201).send({ id: invitation.id, url: `${ctx.config.publicUrl}/invite#${invitation.token}`, expiresAt: invitation.expiresAt.toISOString(), emailed: emailed !== undefined });
     },
   );
 
   /**
    * Who may see and revoke which pending invitations: an admin (and the bootstrap token) all of
-   * them, a clinician those they sent; nobody else any. The same rule as inviting.
+   * them, a clinician or a receptionist those they sent; nobody else any. The same rule as inviting.
    */
   const invitationsInReach = (actor: Actor): { invitedBy?: string } => {
     const kind = actor.scope.kind;
     if (kind === 'admin' || kind === 'full') return {};
-    if (kind === 'clinician') return { invitedBy: actor.ref };
-    throw refusedBecause('forbidden', 'clinicians and admins manage the invitations they may send');
+    if (kind === 'clinician' || kind === 'reception') return { invitedBy: actor.ref };
+    throw refusedBecause('forbidden', 'clinicians, reception and admins manage the invitations they may send');
   };
 
   app.get(
@@ -280,4 +299,10 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
       return { ...signedInAnswer(reply, { account: sessionAccount, ...session, restriction: mfaRequired ? 'mfa-enrolment' : null }), ...(enrolment ? { mfaEnrolment: enrolment } : {}) };
     },
   );
+}
+
+/** The language the patient's record names (Patient.communication), read without an audit entry: only to choose the e-mail's words. */
+async function patientLanguage(db: AppContext['store']['db'], patientRef: string): Promise<MailLanguage | undefined> {
+  const row = await db.selectFrom('patient' as any).select('content').where('id', '=', patientRef.slice('Patient/'.length)).executeTakeFirst();
+  return preferredLanguage((row as { content?: unknown } | undefined)?.content);
 }

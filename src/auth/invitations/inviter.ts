@@ -6,7 +6,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Who sent an invitation, as the invitee's page shows it: a name and a role, never an id or an email. */
 export interface Inviter {
   name: string | null;
-  role: 'clinician' | 'admin' | 'installation';
+  role: 'clinician' | 'reception' | 'admin' | 'installation';
 }
 
 /**
@@ -24,5 +24,5 @@ export async function inviterOf(db: Kysely<Database>, invitedBy: string): Promis
     .select(['display_name', 'role'])
     .where(byAccount ? 'id' : 'fhir_ref', '=', byAccount ? accountId : invitedBy)
     .executeTakeFirst();
-  return { name: row?.display_name ?? null, role: row?.role === 'admin' ? 'admin' : 'clinician' };
+  return { name: row?.display_name ?? null, role: row?.role === 'admin' || row?.role === 'reception' ? row.role : 'clinician' };
 }

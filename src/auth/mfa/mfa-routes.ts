@@ -13,8 +13,7 @@ import { confirmTotpEnrolment, hasSecondFactor, removeTotp, replaceRecoveryCodes
 const reauthBody = {
   type: 'object',
   additionalProperties: false,
-  required: ['password'],
-  // The password and one second factor (a code or a passkey assertion): access/reauthenticate.ts.
+  // The password and one second factor (a code or a passkey assertion); nothing within a few minutes of the last re-authentication: access/reauthenticate.ts.
   properties: reauthProperties,
 } as const;
 
@@ -107,6 +106,7 @@ export async function replaceSessionsAfterMfaChange(ctx: AppContext, request: Fa
   const expiry = await passwordExpiryOf(ctx.store.db, account);
   const userAgent = request.headers['user-agent'];
   const restriction = expiry.expired ? 'password-expired' : null;
-  const { session: fresh } = await ctx.sessions.replaceAll(session.account, { source: request.ip, ...(userAgent ? { userAgent } : {}) }, new Date(), restriction);
+  // A re-authentication made for this change still covers the next one in the new session (access/reauthenticate.ts).
+  const { session: fresh } = await ctx.sessions.replaceAll(session.account, { source: request.ip, ...(userAgent ? { userAgent } : {}) }, new Date(), restriction, session.reauthenticatedAt);
   return signedInAnswer(reply, { account: session.account, ...fresh, restriction, ...(expiry.expiresAt && (expiry.warn || expiry.expired) ? { passwordExpiresAt: expiry.expiresAt } : {}) });
 }

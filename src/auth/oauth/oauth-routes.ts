@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../server/app-context.js';
+import { AUTHORIZE_PATH, authorizeRoutes } from './authorize-routes.js';
 import { supportedScopes } from './smart-scopes.js';
 import { TokenService, type TokenErrorCode, type TokenRequest } from './token-service.js';
 
@@ -8,10 +9,14 @@ export const SMART_CONFIGURATION_PATH = '/.well-known/smart-configuration';
 const FORM = 'application/x-www-form-urlencoded';
 const param = { type: 'string', maxLength: 2048 };
 
-const STATUS: Record<TokenErrorCode, number> = { invalid_request: 400, invalid_client: 401, invalid_grant: 400, unsupported_grant_type: 400, invalid_scope: 400, slow_down: 429 };
+const STATUS: Record<TokenErrorCode, number> = { invalid_request: 400, invalid_client: 401, invalid_grant: 400, unauthorized_client: 400, unsupported_grant_type: 400, invalid_scope: 400, slow_down: 429 };
 
-/** The OAuth 2.0 token endpoint (client credentials) and the SMART configuration that announces it. */
+/**
+ * The OAuth 2.0 token endpoint (client credentials; authorization code with PKCE), the SMART App
+ * Launch authorization endpoint (authorize-routes.ts) and the SMART configuration that announces them.
+ */
 export async function oauthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  await app.register(authorizeRoutes, ctx);
   const tokens = new TokenService(ctx.store.db, ctx.audit);
   const configuration = JSON.stringify(smartConfiguration(ctx.config.publicUrl));
 
@@ -40,7 +45,7 @@ export async function oauthRoutes(app: FastifyInstance, ctx: AppContext): Promis
           type: 'object',
           maxProperties: 10,
           // Unknown parameters are ignored, as RFC 6749 §3.2 asks; each must still be a single short string.
-          properties: { grant_type: param, scope: param, client_id: param, client_secret: param },
+          properties: { grant_type: param, scope: param, client_id: param, client_secret: param, code: param, redirect_uri: param, code_verifier: param, refresh_token: param },
           additionalProperties: param,
         },
       },
@@ -54,7 +59,9 @@ export async function oauthRoutes(app: FastifyInstance, ctx: AppContext): Promis
         if (result.retryAfterSeconds !== undefined) reply.header('Retry-After', String(result.retryAfterSeconds));
         return sendError(reply, result.error, result.description);
       }
-      return reply.type('application/json; charset=utf-8').send({ access_token: result.accessToken, token_type: 'Bearer', expires_in: result.expiresIn, scope: result.scope });
+      return reply
+        .type('application/json; charset=utf-8')
+        .send({ access_token: result.accessToken, token_type: 'Bearer', expires_in: result.expiresIn, scope: result.scope, ...(result.patient ? { patient: result.patient } : {}), ...(result.refreshToken ? { refresh_token: result.refreshToken } : {}) });
     },
   );
 }
@@ -69,7 +76,16 @@ function tokenRequest(request: FastifyRequest): TokenRequest | string {
   if (basic === null) return 'the Authorization header must be HTTP Basic with the form-encoded client_id and client_secret';
   if (basic && body.client_secret !== undefined) return 'use one client authentication method: HTTP Basic or client_secret in the body, not both';
   if (basic && body.client_id !== undefined && body.client_id !== basic.id) return 'client_id in the body differs from the one in HTTP Basic';
-  return { grantType: body.grant_type, clientId: basic?.id ?? body.client_id, clientSecret: basic?.secret ?? body.client_secret, scope: body.scope };
+  return {
+    grantType: body.grant_type,
+    clientId: basic?.id ?? body.client_id,
+    clientSecret: basic?.secret ?? body.client_secret,
+    scope: body.scope,
+    code: body.code,
+    redirectUri: body.redirect_uri,
+    codeVerifier: body.code_verifier,
+    refreshToken: body.refresh_token,
+  };
 }
 
 /** client_secret_basic (RFC 6749 §2.3.1): undefined when absent, null when malformed. */
@@ -94,14 +110,32 @@ function sendError(reply: FastifyReply, error: TokenErrorCode, description: stri
   return reply.code(STATUS[error]).type('application/json; charset=utf-8').send({ error, error_description: description });
 }
 
-/** SMART App Launch 2.0 §"Conformance": what a system client needs to find the token endpoint. */
+/**
+ * SMART App Launch 2.0 §"Conformance": the endpoints and what they support. Standalone launch of
+ * a patient's own record, refresh tokens with offline_access; no EHR launch and no openid/fhirUser
+ * (no id_token) yet.
+ */
 export function smartConfiguration(publicUrl: string): Record<string, unknown> {
   return {
     issuer: publicUrl,
+    authorization_endpoint: `${publicUrl}${AUTHORIZE_PATH}`,
     token_endpoint: `${publicUrl}${TOKEN_PATH}`,
-    grant_types_supported: ['client_credentials'],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    grant_types_supported: ['client_credentials', 'authorization_code', 'refresh_token'],
+    response_types_supported: ['code'],
+    // `none`: a public client proves itself by PKCE alone.
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+    code_challenge_methods_supported: ['S256'],
     scopes_supported: supportedScopes(),
-    capabilities: ['client-confidential-symmetric', 'permission-v1', 'permission-v2'],
+    capabilities: [
+      'launch-standalone',
+      'client-public',
+      'client-confidential-symmetric',
+      'context-standalone-patient',
+      'permission-patient',
+      'permission-user',
+      'permission-offline',
+      'permission-v1',
+      'permission-v2',
+    ],
   };
 }

@@ -166,8 +166,8 @@ describe.each(STORE_KINDS)('OAuth 2.0 client credentials for the FHIR API (%s)',
     const conf = res.json();
     expect(conf).toMatchObject({
       token_endpoint: `${node.config.publicUrl}/oauth2/token`,
-      grant_types_supported: ['client_credentials'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      grant_types_supported: ['client_credentials', 'authorization_code', 'refresh_token'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
       capabilities: expect.arrayContaining(['client-confidential-symmetric']),
     });
     expect(conf.scopes_supported).toEqual(expect.arrayContaining(['system/*.read', 'system/Patient.read', 'system/Appointment.write']));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { appScopesCover, parseAppScopes } from './app-scopes.js';
 import { grantsCover, parseScopes, requireScope, ScopeError, scopeAllows, ScopeRefused } from './smart-scopes.js';
 
 describe('SMART system scopes', () => {
@@ -51,5 +52,41 @@ describe('SMART system scopes', () => {
       expect((err as ScopeRefused).status).toBe(403);
       expect((err as ScopeRefused).message).toContain('system/Observation.read');
     }
+  });
+});
+
+describe('SMART App Launch scopes (apps acting for a user)', () => {
+  it('reads patient/ and user/ scopes (v1 and v2), launch/patient and offline_access, and sets aside what is not granted here', () => {
+    const parsed = parseAppScopes('openid fhirUser launch/patient patient/Observation.rs user/Patient.read offline_access');
+    expect(parsed.scopes).toEqual(['patient/Observation.rs', 'user/Patient.read', 'launch/patient', 'offline_access']);
+    expect(parsed.launchPatient).toBe(true);
+    expect(parsed.offlineAccess).toBe(true);
+    expect(parsed.notGranted).toEqual(['openid', 'fhirUser']);
+    expect(parsed.grants.map((g) => `${g.level}:${g.type}:${[...g.interactions].join('')}`)).toEqual(['patient:Observation:rs', 'user:Patient:rs']);
+  });
+
+  it.each([
+    ['launch/patient', /no resource scope/],
+    ['system/Patient.read', /system\/ scopes are for client credentials/],
+    ['patient/Observation.rs?category=vital-signs', /query constraints/],
+    ['patient/Spaceship.read', /not a resource type/],
+    ['launch/patient sudo', /"sudo" is not a scope of this server/],
+  ])('refuses %j with a reason', (text, reason) => {
+    expect(() => parseAppScopes(text)).toThrow(reason);
+  });
+
+  it('covers a request only at the same level, and launch/patient and offline_access only when registered', () => {
+    const registered = parseAppScopes('launch/patient patient/*.read');
+    expect(appScopesCover(registered, parseAppScopes('launch/patient patient/Observation.read'))).toBe(true);
+    expect(appScopesCover(registered, parseAppScopes('user/Observation.read'))).toBe(false);
+    expect(appScopesCover(registered, parseAppScopes('patient/Observation.write'))).toBe(false);
+    expect(appScopesCover(registered, parseAppScopes('patient/*.read offline_access'))).toBe(false);
+    expect(appScopesCover(parseAppScopes('patient/*.read'), parseAppScopes('launch/patient patient/*.read'))).toBe(false);
+  });
+
+  it('names the level in a refusal of an app token', () => {
+    const app = { ref: 'Patient/x', scope: { kind: 'patient-compartment' as const, patients: ['Patient/x'] }, scopes: ['patient/Patient.read'] };
+    expect(() => requireScope(app, 'Observation', 's')).toThrow(/patient\/Observation\.read/);
+    expect(() => requireScope(app, 'Patient', 'r')).not.toThrow();
   });
 });

@@ -7,7 +7,8 @@ import { reauthProperties, type ReauthInput } from '../access/reauthenticate.js'
 import { reauthenticateUser } from '../sign-in/reauthenticate-user.js';
 import { signedInAnswer } from '../sign-in/sign-in-answer.js';
 import { assertionJson, b64url, credentialJson } from './passkey-schemas.js';
-import { listPasskeys, reauthOptions, REAUTH_PURPOSES, registerPasskey, registrationOptions, relyingParty, verifyPasskeySignIn, type ReauthPurpose } from './passkeys.js';
+import { authPolicy } from '../policy/auth-policy.js';
+import { listPasskeys, reauthOptions, REAUTH_PURPOSES, registerPasskey, registrationOptions, relyingParty, removePasskey, verifyPasskeySignIn, type ReauthPurpose } from './passkeys.js';
 
 /**
  * Passkeys: a signed-in user registers one (after proving who they are again); at sign-in a
@@ -25,7 +26,7 @@ export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Prom
     {
       config: { allowedWhile: ['mfa-enrolment'] },
       bodyLimit: 4096,
-      schema: { body: { type: 'object', additionalProperties: false, required: ['password'], properties: reauthProperties } },
+      schema: { body: { type: 'object', additionalProperties: false, properties: reauthProperties } },
     },
     async (request) => {
       const session = request.session;
@@ -92,6 +93,34 @@ export async function passkeyRoutes(app: FastifyInstance, ctx: AppContext): Prom
     if (!session) throw refusedBecause('forbidden', 'only a signed-in user lists their passkeys');
     return { passkeys: await listPasskeys(ctx.store.db, session.account.id) };
   });
+
+  // A lost or replaced device: the user removes its passkey (after proving who they are again); every session is replaced.
+  app.post(
+    '/api/auth/passkeys/remove',
+    {
+      bodyLimit: 16384,
+      schema: { body: { type: 'object', additionalProperties: false, required: ['id'], properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,1400}$' }, ...reauthProperties } } },
+    },
+    async (request, reply) => {
+      const session = request.session;
+      if (!session) throw refusedBecause('forbidden', 'only a signed-in user removes their passkeys');
+      const { id, ...proof } = request.body as { id: string } & ReauthInput;
+      const audit = { actor: `account:${session.account.id}`, action: 'passkey-removed' as const, source: request.ip, requestId: request.id, ...(session.account.fhirRef?.startsWith('Patient/') ? { patient: session.account.fhirRef } : {}) };
+      if (!(await reauthenticateUser(ctx, session, proof, { source: request.ip, requestId: request.id }, 'mfa-change'))) {
+        await ctx.audit.record({ ...audit, outcome: 'denied', detail: { refused: 'reauthentication-failed' } });
+        throw refusedBecause('reauthentication-failed', 're-authentication failed: give your password and a code from your authenticator app, a recovery code, or use your passkey');
+      }
+      const required = (await authPolicy(ctx.store.db).current()).mfaRequired[session.account.role];
+      const outcome = await removePasskey(ctx.store.db, session.account.id, id, { keepOneFactor: required });
+      if (outcome === 'not-found') throw refusedBecause('not-found', 'you have no passkey with this id', 404);
+      if (outcome === 'last-factor') {
+        await ctx.audit.record({ ...audit, outcome: 'denied', detail: { refused: 'last-second-factor', credential: id.slice(0, 16) } });
+        throw refusedBecause('last-second-factor', 'this is your only second factor and your role requires one: add an authenticator app or another passkey first', 409);
+      }
+      await ctx.audit.record({ ...audit, outcome: 'success', detail: { credential: id.slice(0, 16) } });
+      return replaceSessionsAfterMfaChange(ctx, request, reply, session);
+    },
+  );
 
   // The second step of a sign-in: the options came with the `mfa-required` answer to a right password.
   app.post(

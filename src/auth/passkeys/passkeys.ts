@@ -187,6 +187,26 @@ async function assertionVerified(db: Kysely<Database>, rp: RelyingParty, respons
   return Number(advanced.numUpdatedRows) === 1;
 }
 
+/**
+ * Removes one of the account's passkeys. With `keepOneFactor` (the policy requires a second factor
+ * of the role) the last factor stays; when no factor remains, the recovery codes go too (they
+ * stand in for a factor, they are not one). In one transaction, so two removals at once can't
+ * leave an account that must have a factor without any.
+ */
+export async function removePasskey(db: Kysely<Database>, accountId: string, credentialId: string, options: { keepOneFactor: boolean }): Promise<'removed' | 'not-found' | 'last-factor'> {
+  return db.transaction().execute(async (tx) => {
+    const account = await tx.selectFrom('account').select('totp_secret_sealed').where('id', '=', accountId).forUpdate().executeTakeFirst();
+    if (!account) return 'not-found';
+    const passkeys = await tx.selectFrom('passkey_credential').select('id').where('account_id', '=', accountId).execute();
+    if (!passkeys.some((p) => p.id === credentialId)) return 'not-found';
+    const factorsLeft = passkeys.length - 1 + (account.totp_secret_sealed ? 1 : 0);
+    if (factorsLeft === 0 && options.keepOneFactor) return 'last-factor';
+    await tx.deleteFrom('passkey_credential').where('account_id', '=', accountId).where('id', '=', credentialId).execute();
+    if (factorsLeft === 0) await tx.deleteFrom('recovery_code').where('account_id', '=', accountId).execute();
+    return 'removed';
+  });
+}
+
 export async function listPasskeys(db: Kysely<Database>, accountId: string): Promise<{ id: string; label: string; created: string; lastUsed: string | null }[]> {
   const rows = await db.selectFrom('passkey_credential').select(['id', 'label', 'created', 'last_used']).where('account_id', '=', accountId).orderBy('created').execute();
   return rows.map((r) => ({ id: r.id, label: r.label, created: new Date(r.created).toISOString(), lastUsed: r.last_used ? new Date(r.last_used).toISOString() : null }));

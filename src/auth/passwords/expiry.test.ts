@@ -16,7 +16,7 @@ describe('password expiry', () => {
     });
   });
 
-  it.each(['clinician', 'admin'] as const)('expires %s after 180 days, warning in the last 14', (role) => {
+  it.each(['clinician', 'reception', 'admin'] as const)('expires %s after 180 days, warning in the last 14', (role) => {
     const check = (days: number) => passwordExpiry(changedAt, role, DEFAULT_PASSWORD_POLICY, at(days));
     expect(check(0)).toEqual({ expiresAt: at(180), expired: false, warn: false, daysLeft: 180 });
     expect(check(165)).toMatchObject({ expired: false, warn: false, daysLeft: 15 });
@@ -39,6 +39,6 @@ describe('password expiry', () => {
   });
 
   it('refuses a role the policy does not know', () => {
-    expect(() => passwordExpiry(changedAt, 'reception' as PasswordRole, DEFAULT_PASSWORD_POLICY, at(1))).toThrow(/reception/);
+    expect(() => passwordExpiry(changedAt, 'visitor' as PasswordRole, DEFAULT_PASSWORD_POLICY, at(1))).toThrow(/visitor/);
   });
 });

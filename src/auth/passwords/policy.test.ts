@@ -19,7 +19,7 @@ describe('password policy', () => {
       maxLength: 128,
       minScore: 3,
       historySize: 5,
-      expiryDays: { patient: null, clinician: 180, admin: 180 },
+      expiryDays: { patient: null, clinician: 180, reception: 180, admin: 180 },
       warningDays: 14,
       contextWords: [],
     });
@@ -32,13 +32,13 @@ describe('password policy', () => {
     expect(policy).toEqual({
       ...DEFAULT_PASSWORD_POLICY,
       minLength: 14,
-      expiryDays: { patient: null, clinician: 90, admin: 180 },
+      expiryDays: { patient: null, clinician: 90, reception: 180, admin: 180 },
       contextWords: ['Hospital San Juan'],
     });
     expect(parsePasswordPolicy({})).toEqual(DEFAULT_PASSWORD_POLICY);
     // Stricter is always fine; so is turning expiry on for patients or off for staff.
     expect(parsePasswordPolicy({ minScore: 4, historySize: 24, expiryDays: { patient: 365, admin: null } }).expiryDays)
-      .toEqual({ patient: 365, clinician: 180, admin: null });
+      .toEqual({ patient: 365, clinician: 180, reception: 180, admin: null });
     // Changes apply on top of a given base, e.g. the policy currently in force.
     expect(parsePasswordPolicy({ minLength: 64, maxLength: 64 })).toMatchObject({ minLength: 64, maxLength: 64 });
     const current = parsePasswordPolicy({ minLength: 16 });
@@ -58,7 +58,7 @@ describe('password policy', () => {
     [{ warningDays: 14, expiryDays: { clinician: 10 } }, 'warningDays'],
     [{ expiryDays: { clinician: 0 } }, 'expiryDays.clinician'],
     [{ expiryDays: { clinician: '180' } }, 'expiryDays.clinician'],
-    [{ expiryDays: { reception: 90 } }, 'expiryDays.reception'],
+    [{ expiryDays: { visitor: 90 } }, 'expiryDays.visitor'],
     [{ expiryDays: [180] }, 'expiryDays'],
     [{ contextWords: 'hospital' }, 'contextWords'],
     [{ contextWords: ['ok', ''] }, 'contextWords.1'],

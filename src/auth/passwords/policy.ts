@@ -36,7 +36,7 @@ export const DEFAULT_PASSWORD_POLICY: PasswordPolicy = deepFreeze({
   maxLength: 128,
   minScore: 3,
   historySize: 5,
-  expiryDays: { patient: null, clinician: 180, admin: 180 },
+  expiryDays: { patient: null, clinician: 180, reception: 180, admin: 180 },
   warningDays: 14,
   contextWords: [],
 });

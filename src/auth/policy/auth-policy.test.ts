@@ -7,7 +7,7 @@ describe('parseAuthPolicy', () => {
     const policy = parseAuthPolicy({ password: { historySize: 8 }, sessions: { absoluteHours: 8 } });
     expect(policy.password.historySize).toBe(8);
     expect(policy.password.minLength).toBe(12);
-    expect(policy.session).toEqual({ idleMinutes: { patient: 30, clinician: 15, admin: 15 }, absoluteHours: 8 });
+    expect(policy.session).toEqual({ idleMinutes: { patient: 30, clinician: 15, reception: 15, admin: 15 }, absoluteHours: 8 });
     expect(policy.mfaRequired).toEqual(DEFAULT_AUTH_POLICY.mfaRequired);
   });
 

@@ -28,7 +28,7 @@ export interface AuthPolicy {
   clinic: ClinicSettings;
 }
 
-export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleMinutes: { patient: 30, clinician: 15, admin: 15 }, absoluteHours: 12 };
+export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleMinutes: { patient: 30, clinician: 15, reception: 15, admin: 15 }, absoluteHours: 12 };
 
 export const DEFAULT_AUTH_POLICY: AuthPolicy = {
   password: DEFAULT_PASSWORD_POLICY,

@@ -31,7 +31,8 @@ export interface ActiveSession {
   /** Short public id of the session (prefix of the token hash), for listing and ending sessions. */
   id: string;
   csrfToken: string;
-  reauthenticatedAt: Date;
+  /** The last re-authentication for a sensitive action in this session (not the sign-in); null before the first. */
+  reauthenticatedAt: Date | null;
   restriction: SessionRestriction | null;
   passwordChangedAt: Date | null;
 }
@@ -57,7 +58,8 @@ export class SessionStore {
     return this.policy ?? (await authPolicy(this.db).current()).session;
   }
 
-  async create(account: { id: string; role: Role }, origin: { source: string; userAgent?: string }, now = new Date(), restriction: SessionRestriction | null = null): Promise<NewSession> {
+  /** `reauthenticatedAt` carries a re-authentication over to the session that replaces the one it was made in. */
+  async create(account: { id: string; role: Role }, origin: { source: string; userAgent?: string }, now = new Date(), restriction: SessionRestriction | null = null, reauthenticatedAt: Date | null = null): Promise<NewSession> {
     const policy = await this.sessionPolicy();
     const token = randomBytes(32).toString('base64url');
     const csrfToken = randomBytes(24).toString('base64url');
@@ -72,7 +74,7 @@ export class SessionStore {
         last_seen: now,
         idle_timeout_seconds: policy.idleMinutes[account.role] * 60,
         expires,
-        reauthenticated_at: now,
+        reauthenticated_at: reauthenticatedAt,
         source: origin.source,
         user_agent: origin.userAgent?.slice(0, 300) ?? null,
         restriction,
@@ -123,7 +125,7 @@ export class SessionStore {
       account: { id: row.id, email: row.email, role: row.role as Role, fhirRef: row.fhir_ref },
       id: sessionId(tokenHash),
       csrfToken: row.csrf_token,
-      reauthenticatedAt: new Date(row.reauthenticated_at),
+      reauthenticatedAt: row.reauthenticated_at ? new Date(row.reauthenticated_at) : null,
       restriction: (row.restriction as SessionRestriction | null) ?? null,
       passwordChangedAt,
     };
@@ -144,6 +146,17 @@ export class SessionStore {
     return Number(result.numDeletedRows) > 0;
   }
 
+  /** Records a successful re-authentication in one of the account's sessions (by its public id). */
+  async markReauthenticated(accountId: string, id: string, at = new Date()): Promise<void> {
+    if (!/^[0-9a-f]{16}$/.test(id)) return;
+    await this.db
+      .updateTable('session')
+      .set({ reauthenticated_at: at })
+      .where('account_id', '=', accountId)
+      .where((eb) => eb.fn('substr', [eb.fn('encode', ['token_hash', eb.val('hex')]), eb.val(1), eb.val(16)]), '=', id)
+      .execute();
+  }
+
   /** Password change and admin action end every session of the account. Returns how many ended. */
   async endAll(accountId: string): Promise<number> {
     const result = await this.db.deleteFrom('session').where('account_id', '=', accountId).executeTakeFirst();
@@ -154,9 +167,9 @@ export class SessionStore {
    * Ends every session of the account, the caller's too, and starts a new one in its place: after a
    * credential change nothing issued before it still works, and a fixated session id dies.
    */
-  async replaceAll(account: { id: string; role: Role }, origin: { source: string; userAgent?: string }, now = new Date(), restriction: SessionRestriction | null = null): Promise<{ session: NewSession; ended: number }> {
+  async replaceAll(account: { id: string; role: Role }, origin: { source: string; userAgent?: string }, now = new Date(), restriction: SessionRestriction | null = null, reauthenticatedAt: Date | null = null): Promise<{ session: NewSession; ended: number }> {
     const ended = await this.endAll(account.id);
-    return { session: await this.create(account, origin, now, restriction), ended };
+    return { session: await this.create(account, origin, now, restriction, reauthenticatedAt), ended };
   }
 
   async list(accountId: string): Promise<{ id: string; created: Date; lastSeen: Date; source: string | null; userAgent: string | null }[]> {

@@ -22,7 +22,7 @@ export interface BrowserNode {
   node: TestNode;
   https: FastifyInstance;
   origin: string;
-  account(key: string, role: 'clinician' | 'patient' | 'admin', name: string): Promise<NewAccount & { email: string }>;
+  account(key: string, role: 'clinician' | 'reception' | 'patient' | 'admin', name: string): Promise<NewAccount & { email: string }>;
   /** A booked telehealth appointment of this patient with this practitioner, each at its own time. */
   appointment(patientId: string, practitionerId: string): Promise<string>;
   stop(): Promise<void>;

@@ -2,6 +2,7 @@ import { useEffect, useState, type MouseEvent, type ReactNode } from 'react';
 import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { tooManyRequestsText } from '../app/too-many-requests.js';
 import { navigate } from '../app/navigation.js';
 import { useSignedInAccount, type Account } from '../auth/session.js';
 import { AuditPage } from './AuditPage.js';
@@ -39,7 +40,8 @@ export function errorMessage(t: TFunction, err: unknown): string {
     if (err.status === 404) return t('admin.errors.notFound');
     if (err.status === 400) return t('admin.errors.invalid');
     if (err.status === 409) return t('admin.errors.conflict');
-    if (err.status === 429) return t('admin.errors.throttled');
+    const wait = tooManyRequestsText(t, err);
+    if (wait) return wait;
     if (err.status === 401) return t('admin.errors.signedOut');
     return t('admin.errors.server');
   }

@@ -11,7 +11,7 @@ export interface PendingInvitation {
   name: string | null;
   role: string;
   patientRef: string | null;
-  invitedBy: { ref: string; name: string | null; role: 'clinician' | 'admin' | 'installation' };
+  invitedBy: { ref: string; name: string | null; role: 'clinician' | 'reception' | 'admin' | 'installation' };
   created: string;
   expiresAt: string;
 }

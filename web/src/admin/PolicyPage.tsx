@@ -6,7 +6,7 @@ import { adoptClinicTimeZone } from '../app/clinic-time.js';
 import { adminApi, adminPut } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
 
-const ROLES = ['patient', 'clinician', 'admin'] as const;
+const ROLES = ['patient', 'clinician', 'reception', 'admin'] as const;
 type Role = (typeof ROLES)[number];
 
 interface Policy {

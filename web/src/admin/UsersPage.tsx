@@ -6,7 +6,7 @@ import { errorMessage } from './AdminApp.js';
 import { dateTime } from './format.js';
 import { PendingInvitations } from './PendingInvitations.js';
 
-const ROLES = ['clinician', 'admin', 'patient'] as const;
+const ROLES = ['clinician', 'reception', 'admin', 'patient'] as const;
 
 export interface AdminAccount {
   id: string;
@@ -222,7 +222,7 @@ function InviteForm({ onInvited }: { onInvited: () => void }) {
   const [patientId, setPatientId] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
-  const [created, setCreated] = useState<{ url: string; expiresAt: string; email: string }>();
+  const [created, setCreated] = useState<{ url: string; expiresAt: string; email: string; emailed?: boolean }>();
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -230,7 +230,7 @@ function InviteForm({ onInvited }: { onInvited: () => void }) {
     setError(undefined);
     setCreated(undefined);
     try {
-      const res = await adminApi<{ url: string; expiresAt: string }>('POST', '/api/invitations', {
+      const res = await adminApi<{ url: string; expiresAt: string; emailed?: boolean }>('POST', '/api/invitations', {
         email: email.trim(),
         role,
         ...(name.trim() ? { name: name.trim() } : {}),
@@ -292,7 +292,7 @@ function InviteForm({ onInvited }: { onInvited: () => void }) {
       <div aria-live="polite">
         {created && (
           <div className="notice stack" data-testid="invite-created">
-            <p>{t('admin.users.invite.created', { email: created.email, when: dateTime(created.expiresAt) })}</p>
+            <p>{t(created.emailed ? 'admin.users.invite.emailed' : 'admin.users.invite.created', { email: created.email, when: dateTime(created.expiresAt) })}</p>
             <label>
               {t('admin.users.invite.link')}
               <input type="text" readOnly value={created.url} onFocus={(e) => e.target.select()} data-testid="invite-url" />

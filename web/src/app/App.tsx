@@ -11,9 +11,11 @@ import { navigate, usePathname } from './navigation.js';
 const PortalApp = lazy(() => import('../portal/PortalApp.js'));
 const ClinicApp = lazy(() => import('../clinic/ClinicApp.js'));
 const AdminApp = lazy(() => import('../admin/AdminApp.js'));
+// Seen only when an app asks to use the record (SMART App Launch).
+const AuthorizePage = lazy(() => import('../auth/AuthorizePage.js').then((m) => ({ default: m.AuthorizePage })));
 
-/** Where each role starts. */
-export const HOME_BY_ROLE: Record<string, string> = { patient: '/portal', clinician: '/clinic', admin: '/admin' };
+/** Where each role starts: reception shares the clinic workspace and lands on the day's schedule. */
+export const HOME_BY_ROLE: Record<string, string> = { patient: '/portal', clinician: '/clinic', reception: '/clinic', admin: '/admin' };
 
 /** `/`: the signed-in user's own area, or sign-in. */
 function Home() {
@@ -43,6 +45,7 @@ export function App() {
   const consult = /^\/consult\/([A-Za-z0-9\-.]{1,64})$/.exec(path);
   if (path === '/sign-in') page = <SignInPage />;
   else if (path === '/privacy') page = <PrivacyPage />;
+  else if (path === '/authorize') page = <AuthorizePage />;
   else if (path === '/consult/guest') page = <ConsultPage guest />;
   else if (consult) page = <ConsultPage appointmentId={consult[1]!} />;
   else if (under(path, '/portal') || under(path, '/invite')) page = <PortalApp path={path} />;

@@ -3,30 +3,15 @@
  * CSRF header on every change (the token of the session's latest answer, asked for when the
  * page has none yet). The areas (portal, clinic, admin) build their calls on send()/request().
  */
+import { failure, jsonOf } from './api-error.js';
 import { navigate } from './navigation.js';
+
+export { ApiError, failure, retryAfterSeconds } from './api-error.js';
 
 /** The CSRF token of the session's latest answer (every answer that starts or shows a session carries it). */
 let csrfToken: string | undefined;
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    /** The API's `error` code, or a FHIR OperationOutcome's first issue code. */
-    readonly code: string | undefined,
-    /** The answer's JSON, for the words a page may show (field issues, OperationOutcome diagnostics). */
-    readonly body?: unknown,
-  ) {
-    super(`request failed with ${status}`);
-  }
-
-  /** What the server said in words, when it did (OperationOutcome diagnostics or a message). */
-  get detail(): string | undefined {
-    const body = this.body as { issue?: { diagnostics?: string }[]; message?: string } | undefined;
-    return body?.issue?.[0]?.diagnostics ?? body?.message;
-  }
-}
 
 export interface SendOptions {
   /** Sent as JSON (FHIR JSON under /fhir/). */
@@ -57,22 +42,6 @@ export async function send(method: Method, path: string, options: SendOptions = 
   }
   const body = options.body !== undefined ? JSON.stringify(options.body) : options.raw;
   return fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body } : {}) });
-}
-
-/** An answer's JSON, or undefined for an empty or non-JSON body. */
-async function jsonOf(res: Response): Promise<unknown> {
-  const text = await res.text();
-  try {
-    return text ? JSON.parse(text) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The ApiError of a refused answer. */
-export async function failure(res: Response): Promise<ApiError> {
-  const json = (await jsonOf(res)) as { error?: string; issue?: { code?: string }[] } | undefined;
-  return new ApiError(res.status, json?.error ?? json?.issue?.[0]?.code, json);
 }
 
 /** A JSON call. An answer that starts a new session (sign-in, accept, MFA change) brings its new CSRF token. */

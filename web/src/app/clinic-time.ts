@@ -2,10 +2,11 @@
  * Times as the clinic keeps them: every area (portal, clinic, admin, consult) formats instants in
  * the clinic's time zone, which the session answer names (/api/auth/session → clinic.timeZone),
  * in the reader's own language. A patient abroad sees their appointment at the clinic's hour,
- * with the zone's abbreviation beside it, not at a shifted hour of their device.
+ * with the zone's abbreviation beside it, not at a shifted hour of their device. Pages shown
+ * before sign-in (an invitation) ask the public GET /api/clinic for it (public-clinic-time.ts).
  */
 
-/** Until a session names it (the public pages: sign-in, invitation), the device's zone. */
+/** Until a session or /api/clinic names it, the device's zone. */
 let clinicZone: string | undefined;
 
 const browserZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { navigate, safeNext } from '../app/navigation.js';
+import { waitText } from '../app/too-many-requests.js';
 import { signInStep, signInWithPasskey, type SignInResult } from './session.js';
 
 export function SignInPage() {
@@ -10,6 +11,8 @@ export function SignInPage() {
   const [code, setCode] = useState('');
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<SignInResult | 'cancelled' | undefined>();
+  // How long a throttled sign-in must wait, as the server said.
+  const [wait, setWait] = useState<number>();
   // Set by a right password on an account with a passkey: the second step can be that passkey.
   const [passkeyOptions, setPasskeyOptions] = useState<Record<string, unknown>>();
 
@@ -21,6 +24,7 @@ export function SignInPage() {
     const step = await signInStep(email.trim(), password, code.trim());
     setBusy(false);
     setResult(step.result);
+    setWait(step.retryAfterSeconds);
     setPasskeyOptions(step.passkeyOptions);
     if (step.result === 'signed-in') done();
   }
@@ -32,11 +36,12 @@ export function SignInPage() {
     setBusy(false);
     // Each challenge is good for one try: after any answer, the password step starts again.
     setPasskeyOptions(undefined);
-    setResult(outcome);
-    if (outcome === 'signed-in') done();
+    setResult(outcome.result);
+    setWait('retryAfterSeconds' in outcome ? outcome.retryAfterSeconds : undefined);
+    if (outcome.result === 'signed-in') done();
   }
 
-  const message = result === 'mfa-required' ? t(passkeyOptions ? 'signIn.mfaOrPasskey' : 'signIn.mfa') : result === 'cancelled' ? t('signIn.passkeyCancelled') : result === 'throttled' ? t('signIn.throttled') : result === 'refused' ? t('signIn.failed') : result === 'network' ? t('signIn.network') : undefined;
+  const message = result === 'mfa-required' ? t(passkeyOptions ? 'signIn.mfaOrPasskey' : 'signIn.mfa') : result === 'cancelled' ? t('signIn.passkeyCancelled') : result === 'throttled' ? waitText(t, wait) : result === 'refused' ? t('signIn.failed') : result === 'network' ? t('signIn.network') : undefined;
   return (
     <main className="narrow">
       <h1>{t('signIn.title')}</h1>

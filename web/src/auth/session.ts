@@ -29,11 +29,18 @@ export async function signIn(email: string, password: string, code: string): Pro
   return (await signInStep(email, password, code)).result;
 }
 
+/** A sign-in step's outcome; a throttled one says how long to wait when the server named it (Retry-After). */
+export interface SignInStep {
+  result: SignInResult;
+  passkeyOptions?: Record<string, unknown>;
+  retryAfterSeconds?: number;
+}
+
 /**
  * The password step of a sign-in, with what the second step needs: when the account has a
  * passkey, the right password's `mfa-required` answer carries the options for it.
  */
-export async function signInStep(email: string, password: string, code: string): Promise<{ result: SignInResult; passkeyOptions?: Record<string, unknown> }> {
+export async function signInStep(email: string, password: string, code: string): Promise<SignInStep> {
   try {
     await api('POST', '/api/auth/sign-in', { email, password, ...(code ? { code } : {}) });
     return { result: 'signed-in' };
@@ -43,8 +50,7 @@ export async function signInStep(email: string, password: string, code: string):
       const options = (err.body as { passkeyOptions?: Record<string, unknown> } | undefined)?.passkeyOptions;
       return { result: 'mfa-required', ...(options ? { passkeyOptions: options } : {}) };
     }
-    if (err.status === 429) return { result: 'throttled' };
-    return { result: 'refused' };
+    return throttledOrRefused(err);
   }
 }
 
@@ -52,22 +58,27 @@ export async function signInStep(email: string, password: string, code: string):
  * The passkey step: the browser asks the authenticator (fingerprint, face, PIN) to sign the
  * challenge, and the node checks it. 'cancelled' when the user or the browser gave up.
  */
-export async function signInWithPasskey(options: Record<string, unknown>): Promise<SignInResult | 'cancelled'> {
+export async function signInWithPasskey(options: Record<string, unknown>): Promise<SignInStep | { result: 'cancelled' }> {
   // Loaded only when used: most sign-ins never touch a passkey.
   const { startAuthentication } = await import('@simplewebauthn/browser');
   let response;
   try {
     response = await startAuthentication({ optionsJSON: options as never });
   } catch {
-    return 'cancelled';
+    return { result: 'cancelled' };
   }
   try {
     await api('POST', '/api/auth/passkeys/authenticate/verify', { response });
-    return 'signed-in';
+    return { result: 'signed-in' };
   } catch (err) {
-    if (!(err instanceof ApiError)) return 'network';
-    return err.status === 429 ? 'throttled' : 'refused';
+    if (!(err instanceof ApiError)) return { result: 'network' };
+    return throttledOrRefused(err);
   }
+}
+
+function throttledOrRefused(err: ApiError): SignInStep {
+  if (err.status !== 429) return { result: 'refused' };
+  return err.retryAfterSeconds === undefined ? { result: 'throttled' } : { result: 'throttled', retryAfterSeconds: err.retryAfterSeconds };
 }
 
 /**

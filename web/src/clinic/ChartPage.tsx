@@ -140,7 +140,6 @@ function BreakGlass({ patientId, onOpened }: { patientId: string; onOpened(): vo
       const status = err instanceof ApiError ? err.status : 0;
       const why = err instanceof ApiError ? err.code : undefined;
       if (why === 'enrol-second-factor') setError(t('clinic.chart.breakGlass.enrolFirst'));
-      else if (status === 429) setError(t('clinic.chart.breakGlass.wait'));
       else setError(status === 403 ? t('clinic.chart.breakGlass.refused') : status === 409 && why !== 'no-passkey' ? t('clinic.chart.breakGlass.alreadyInCare') : errorText(t, err));
       if (status === 409 && why !== 'no-passkey') onOpened();
     } finally {

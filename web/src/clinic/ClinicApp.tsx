@@ -5,7 +5,9 @@ import { navigate } from '../app/navigation.js';
 import { useSignedInAccount, type Account } from '../auth/session.js';
 import { ChartPage } from './ChartPage.js';
 import { PatientSearch } from './PatientSearch.js';
+import { ReceptionDesk } from './ReceptionDesk.js';
 import { SchedulePage } from './SchedulePage.js';
+import { StaffSecurityPage } from './StaffSecurityPage.js';
 import { errorText, Link, Loading } from './ui.js';
 import './clinic.css';
 import { addAreaMessages } from '../i18n/i18n.js';
@@ -20,7 +22,11 @@ export interface Clinician extends Account {
 
 const PATIENT_CHART = /^\/clinic\/patients\/([A-Za-z0-9\-.]{1,64})$/;
 
-/** The clinician workspace (/clinic/…): loaded only when a clinician goes there. */
+/**
+ * The clinic workspace (/clinic/…): loaded only when staff go there. Clinicians get their schedule,
+ * patients and charts; reception the whole clinic's schedule and the desk (book, register,
+ * invite), never a chart; both their own security settings.
+ */
 export default function ClinicApp({ path }: { path: string }) {
   const { t } = useTranslation();
   const [error, setError] = useState<string>();
@@ -42,7 +48,8 @@ export default function ClinicApp({ path }: { path: string }) {
       </main>
     );
   }
-  if (clinician.role !== 'clinician' || !clinician.fhirRef) {
+  const reception = clinician.role === 'reception';
+  if (!reception && (clinician.role !== 'clinician' || !clinician.fhirRef)) {
     return (
       <main className="narrow stack">
         <h1>{t('clinic.title')}</h1>
@@ -52,21 +59,39 @@ export default function ClinicApp({ path }: { path: string }) {
     );
   }
 
-  const chart = PATIENT_CHART.exec(path);
+  const chart = reception ? null : PATIENT_CHART.exec(path);
   let page;
-  if (chart) page = <ChartPage patientId={chart[1]!} clinician={clinician} />;
-  else if (path === '/clinic/patients') page = <PatientSearch />;
-  else page = <SchedulePage clinician={clinician} />;
-
-  const here = chart || path === '/clinic/patients' ? 'patients' : 'schedule';
+  let here: 'schedule' | 'patients' | 'book' | 'security' = 'schedule';
+  if (path === '/clinic/security') {
+    page = <StaffSecurityPage />;
+    here = 'security';
+  } else if (reception && path === '/clinic/book') {
+    page = <ReceptionDesk />;
+    here = 'book';
+  } else if (chart) {
+    page = <ChartPage patientId={chart[1]!} clinician={clinician} />;
+    here = 'patients';
+  } else if (!reception && path === '/clinic/patients') {
+    page = <PatientSearch />;
+    here = 'patients';
+  } else page = <SchedulePage clinician={clinician} />;
   return (
     <div className="clinic">
       <nav aria-label={t('clinic.nav.label')} className="clinic-nav">
         <Link to="/clinic" current={here === 'schedule'} testId="nav-schedule">
           {t('clinic.nav.schedule')}
         </Link>
-        <Link to="/clinic/patients" current={here === 'patients'} testId="nav-patients">
-          {t('clinic.nav.patients')}
+        {reception ? (
+          <Link to="/clinic/book" current={here === 'book'} testId="nav-book">
+            {t('clinic.nav.book')}
+          </Link>
+        ) : (
+          <Link to="/clinic/patients" current={here === 'patients'} testId="nav-patients">
+            {t('clinic.nav.patients')}
+          </Link>
+        )}
+        <Link to="/clinic/security" current={here === 'security'} testId="nav-security">
+          {t('clinic.nav.security')}
         </Link>
         <span className="clinic-who">{clinician.name ?? clinician.email}</span>
         <button

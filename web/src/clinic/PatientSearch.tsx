@@ -33,7 +33,11 @@ export function PatientSearch() {
     try {
       setResults((await search(`Patient?${params.toString()}`)).matches);
     } catch (err) {
-      // _sort by name is a string parameter; should a server refuse it, ask again without.
+      // _sort by name is a string parameter; should a server refuse it (400), ask again without.
+      if (!(err instanceof ApiError) || err.status !== 400) {
+        setError(errorText(t, err));
+        return;
+      }
       try {
         params.delete('_sort');
         setResults((await search(`Patient?${params.toString()}`)).matches);
@@ -155,7 +159,8 @@ function EmergencyLookup() {
       const body = byIdentifier ? { identifier: identifier.trim() } : { family: family.trim(), birthDate };
       setAnswer(await call<{ matches: EmergencyMatch[]; tooMany: boolean }>('POST', '/api/access/emergency-lookup', { body, contentType: 'application/json' }));
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 429 ? t('clinic.patients.lookup.throttled') : errorText(t, err));
+      // The emergency lookups' own hourly budget, told apart from the general rate limits (errorText says those).
+      setError(err instanceof ApiError && err.status === 429 && err.code !== 'rate-limited' ? t('clinic.patients.lookup.throttled') : errorText(t, err));
     } finally {
       setBusy(false);
     }

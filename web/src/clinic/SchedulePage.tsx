@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { consultationMode } from '../../../src/records/telesalud-codes.js';
-import { call, personName, search, type Resource } from './fhir.js';
+import { call, fhirUpdate, personName, search, type Resource } from './fhir.js';
 import type { Clinician } from './ClinicApp.js';
 import { clinicDayKey, formatClinicTime } from '../app/clinic-time.js';
 import { ErrorLine, errorText, formatTime, Link, Loading } from './ui.js';
@@ -21,6 +21,8 @@ interface Row {
   appointment: Resource & { start?: string; end?: string; status?: string };
   patientId: string | undefined;
   patientName: string;
+  /** Reception's schedule covers every clinician: whose appointment this is. */
+  practitionerName?: string;
   telehealth: boolean;
 }
 
@@ -47,9 +49,15 @@ function shiftDay(day: string, by: number): string {
 /** Whether the appointment is a video consultation (the server's own rule: its consultation mode). */
 const isTelehealth = (appointment: Resource): boolean => consultationMode(appointment as Parameters<typeof consultationMode>[0]) === 'telehealth';
 
-/** /clinic: the clinician's appointments of the day, in the clinic's time zone, with who waits in which waiting room now. */
+/**
+ * /clinic: the clinician's appointments of the day, in the clinic's time zone, with who waits in
+ * which waiting room now. For reception, every clinician's appointments, each with a way to
+ * cancel it; no chart and no call (the front desk opens neither).
+ */
 export function SchedulePage({ clinician }: { clinician: Clinician }) {
   const { t, i18n } = useTranslation();
+  const desk = clinician.role === 'reception';
+  const [version, setVersion] = useState(0);
   const [day, setDay] = useState(() => dayOf(new Date()));
   const [rows, setRows] = useState<Row[]>();
   const [rooms, setRooms] = useState<Map<string, WaitingRoom>>(new Map());
@@ -60,16 +68,24 @@ export function SchedulePage({ clinician }: { clinician: Clinician }) {
     let live = true;
     setRows(undefined);
     setError(undefined);
-    const practitionerId = clinician.fhirRef!.slice('Practitioner/'.length);
     const { from, to } = dayWindow(day);
-    search<Row['appointment']>(`Appointment?practitioner=${encodeURIComponent(practitionerId)}&date=ge${encodeURIComponent(from)}&date=lt${encodeURIComponent(to)}&_include=Appointment:patient&_sort=date&_count=200`).then(
+    const whose = desk ? '_include=Appointment:practitioner' : `practitioner=${encodeURIComponent(clinician.fhirRef!.slice('Practitioner/'.length))}`;
+    search<Row['appointment']>(`Appointment?${whose}&date=ge${encodeURIComponent(from)}&date=lt${encodeURIComponent(to)}&_include=Appointment:patient&_sort=date&_count=200`).then(
       ({ matches, included }) => {
         if (!live) return;
         const list = matches
           .filter((a) => a.start && dayOf(new Date(a.start)) === day)
           .map((appointment): Row => {
-            const patientRef = ((appointment.participant as { actor?: { reference?: string } }[] | undefined) ?? []).map((p) => p.actor?.reference).find((r) => r?.startsWith('Patient/'));
-            return { appointment, patientId: patientRef?.slice('Patient/'.length), patientName: personName(patientRef ? included.get(patientRef) : undefined) || t('clinic.schedule.unknownPatient'), telehealth: isTelehealth(appointment) };
+            const refs = ((appointment.participant as { actor?: { reference?: string } }[] | undefined) ?? []).map((p) => p.actor?.reference);
+            const patientRef = refs.find((r) => r?.startsWith('Patient/'));
+            const practitionerRef = refs.find((r) => r?.startsWith('Practitioner/'));
+            return {
+              appointment,
+              patientId: patientRef?.slice('Patient/'.length),
+              patientName: personName(patientRef ? included.get(patientRef) : undefined) || t('clinic.schedule.unknownPatient'),
+              ...(desk && practitionerRef ? { practitionerName: personName(included.get(practitionerRef)) } : {}),
+              telehealth: isTelehealth(appointment),
+            };
           });
         setRows(list);
       },
@@ -78,7 +94,7 @@ export function SchedulePage({ clinician }: { clinician: Clinician }) {
     return () => {
       live = false;
     };
-  }, [day, clinician.fhirRef, t]);
+  }, [day, clinician.fhirRef, desk, version, t]);
 
   const openIds = (rows ?? []).filter((r) => r.telehealth && !['cancelled', 'noshow', 'entered-in-error'].includes(r.appointment.status ?? '')).map((r) => r.appointment.id!);
   const idsKey = openIds.join(',');
@@ -127,7 +143,7 @@ export function SchedulePage({ clinician }: { clinician: Clinician }) {
       {rows && rows.length > 0 && (
         <ol className="schedule-list">
           {rows.map((row) => (
-            <ScheduleRow key={row.appointment.id} row={row} room={rooms.get(row.appointment.id!)} />
+            <ScheduleRow key={row.appointment.id} row={row} room={rooms.get(row.appointment.id!)} desk={desk} onChanged={() => setVersion((v) => v + 1)} />
           ))}
         </ol>
       )}
@@ -140,9 +156,19 @@ export function SchedulePage({ clinician }: { clinician: Clinician }) {
   );
 }
 
-function ScheduleRow({ row, room }: { row: Row; room: WaitingRoom | undefined }) {
+function ScheduleRow({ row, room, desk, onChanged }: { row: Row; room: WaitingRoom | undefined; desk: boolean; onChanged: () => void }) {
   const { t, i18n } = useTranslation();
   const { appointment } = row;
+  const [error, setError] = useState<string>();
+  async function cancel() {
+    if (!window.confirm(t('clinic.desk.cancelConfirm', { name: row.patientName }))) return;
+    try {
+      await fhirUpdate({ ...appointment, status: 'cancelled', cancelationReason: { text: t('clinic.desk.cancelReason') } });
+      onChanged();
+    } catch (err) {
+      setError(errorText(t, err));
+    }
+  }
   const status = appointment.status ?? 'booked';
   const closed = ['cancelled', 'noshow', 'entered-in-error'].includes(status);
   const waiting = room?.waiting ?? [];
@@ -155,6 +181,7 @@ function ScheduleRow({ row, room }: { row: Row; room: WaitingRoom | undefined })
           <strong>{row.patientName}</strong>
           <span className="badge">{t(`clinic.schedule.status.${status}`, { defaultValue: status })}</span>
           <span className="muted">{row.telehealth ? t('clinic.schedule.video') : t('clinic.schedule.inPerson')}</span>
+          {row.practitionerName && <span data-testid="appointment-practitioner">{t('clinic.desk.with', { name: row.practitionerName })}</span>}
         </div>
         {row.telehealth && !closed && (
           <div aria-live="polite" data-testid="waiting-room-state">
@@ -172,18 +199,24 @@ function ScheduleRow({ row, room }: { row: Row; room: WaitingRoom | undefined })
             {room && room.admitted > 0 && <span className="muted"> {t('clinic.schedule.inCall', { count: room.admitted })}</span>}
           </div>
         )}
+        <ErrorLine error={error} />
         <div className="row">
-          {row.telehealth && !closed && first && (
+          {desk && !closed && (
+            <button type="button" onClick={() => void cancel()} data-testid="cancel-appointment" aria-label={t('clinic.desk.cancelNamed', { name: row.patientName })}>
+              {t('clinic.desk.cancel')}
+            </button>
+          )}
+          {!desk && row.telehealth && !closed && first && (
             <Link to={`/consult/${appointment.id}?admit=${encodeURIComponent(first.id)}`} className="button primary" testId="join-and-admit">
               {t('clinic.schedule.joinAndAdmit', { name: first.displayName })}
             </Link>
           )}
-          {row.telehealth && !closed && !first && (
+          {!desk && row.telehealth && !closed && !first && (
             <Link to={`/consult/${appointment.id}`} className="button" testId="join-consult">
               {t('clinic.schedule.join')}
             </Link>
           )}
-          {row.patientId && (
+          {!desk && row.patientId && (
             <Link to={`/clinic/patients/${row.patientId}`} className="button" testId="open-chart" label={`${t('clinic.schedule.chart')}: ${row.patientName}`}>
               {t('clinic.schedule.chart')}
             </Link>

@@ -2,6 +2,7 @@ import type { MouseEvent, ReactNode } from 'react';
 import type { TFunction } from 'i18next';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { tooManyRequestsText } from '../app/too-many-requests.js';
 import { navigate } from '../app/navigation.js';
 import { clinicZoneName, formatClinicTime } from '../app/clinic-time.js';
 
@@ -30,14 +31,21 @@ export function formatNumber(value: number, language: string): string {
   return new Intl.NumberFormat(language, { maximumFractionDigits: 1 }).format(value);
 }
 
-/** An error in plain words; the server's own diagnostics (never a stack trace) as a detail line when it gave one. */
+/**
+ * An error in plain words. Only for invalid input (400, 422) is the server's own diagnostics added
+ * as a detail line — it names the field to fix; any other refusal's server wording (English, about
+ * routes and resources) is left out, and a stack trace never reaches the page.
+ */
 export function errorText(t: TFunction, err: unknown): string {
   // A caller that already knows the plain words for this refusal.
   if (err && typeof err === 'object' && typeof (err as { plain?: unknown }).plain === 'string') return (err as { plain: string }).plain;
   if (!(err instanceof ApiError)) return t('clinic.errors.network');
+  const wait = tooManyRequestsText(t, err);
+  if (wait) return wait;
+  const invalid = err.status === 400 || err.status === 422;
   const plain =
-    err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : err.status === 400 || err.status === 422 ? t('clinic.errors.invalid') : t('clinic.errors.generic');
-  const detail = err instanceof ApiError && err.detail && err.status < 500 ? ` ${t('clinic.errors.detail', { detail: err.detail })}` : '';
+    err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : invalid ? t('clinic.errors.invalid') : t('clinic.errors.generic');
+  const detail = invalid && err.detail ? ` ${t('clinic.errors.detail', { detail: err.detail })}` : '';
   return plain + detail;
 }
 

@@ -1,5 +1,6 @@
 import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { backToSignIn } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { currentSession, type Account } from '../auth/session.js';
 import { ConsentStep } from '../privacy/ConsentStep.js';
@@ -102,6 +103,16 @@ function InCall({ session, appointmentId, account, admitRequest }: { session: Ca
       session.admit(admitRequest);
     }
   }, [admitRequest, session, state.self?.host, state.lobby]);
+  // Refused as unauthenticated: when the session has ended meanwhile, sign in and come back to this consultation.
+  const unauthenticated = state.phase === 'refused' && state.refusal?.code === 'unauthenticated' && appointmentId !== undefined;
+  useEffect(() => {
+    if (!unauthenticated) return;
+    let live = true;
+    currentSession().then((found) => live && !found && backToSignIn(), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, [unauthenticated]);
   switch (state.phase) {
     case 'connecting':
       return <main className="narrow" aria-busy="true" data-testid="connecting"><p>{t('consult.joining')}</p></main>;

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { ParticipantInfo } from '../../../src/consult/signaling-protocol.js';
 import { api } from '../app/api.js';
+import { tooManyRequestsText } from '../app/too-many-requests.js';
 import { formatClinicTime } from '../app/clinic-time.js';
 
 /** The host's waiting room: who waits, whether their browser encrypts, admit or decline; and guest invitations. */
@@ -44,16 +45,16 @@ function GuestInvite({ appointmentId }: { appointmentId: string }) {
   const { t, i18n } = useTranslation();
   const [label, setLabel] = useState('');
   const [link, setLink] = useState<{ url: string; expiresAt: string }>();
-  const [failed, setFailed] = useState(false);
+  const [failed, setFailed] = useState<string>();
   const [copied, setCopied] = useState(false);
 
   async function create() {
-    setFailed(false);
+    setFailed(undefined);
     setCopied(false);
     try {
       setLink(await api<{ url: string; expiresAt: string }>('POST', `/api/consult/appointments/${encodeURIComponent(appointmentId)}/guest-links`, { label: label.trim() || t('consult.kind.guest') }));
-    } catch {
-      setFailed(true);
+    } catch (err) {
+      setFailed(tooManyRequestsText(t, err) ?? t('consult.linkFailed'));
     }
   }
 
@@ -67,7 +68,7 @@ function GuestInvite({ appointmentId }: { appointmentId: string }) {
       <button type="button" onClick={() => void create()} data-testid="create-guest-link">
         {t('consult.createLink')}
       </button>
-      {failed && <p role="alert" className="error">{t('consult.linkFailed')}</p>}
+      {failed && <p role="alert" className="error">{failed}</p>}
       {link && (
         <div className="row">
           <input type="text" readOnly value={link.url} data-testid="guest-link" aria-label={t('consult.guestLink')} onFocus={(e) => e.target.select()} />

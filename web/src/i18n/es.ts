@@ -1,7 +1,20 @@
-import type { Messages } from './i18n.js';
+import type { en } from './en.js';
+import type { Widen } from './widen.js';
 
-export const es: Messages = {
-  app: { name: 'telesalud', language: 'Idioma', loading: 'Cargando…' },
+/** Every key of the English catalogue (i18n.ts's Messages), typed here without the page's globals: Node tests read it too. */
+export const es: Widen<typeof en> = {
+  app: {
+    name: 'telesalud',
+    language: 'Idioma',
+    loading: 'Cargando…',
+    tooManyRequests: {
+      seconds_one: 'Demasiados intentos en poco tiempo. Espere {{count}} segundo y vuelva a intentarlo.',
+      seconds_other: 'Demasiados intentos en poco tiempo. Espere {{count}} segundos y vuelva a intentarlo.',
+      minutes_one: 'Demasiados intentos en poco tiempo. Espere un minuto y vuelva a intentarlo.',
+      minutes_other: 'Demasiados intentos en poco tiempo. Espere unos {{count}} minutos y vuelva a intentarlo.',
+      moment: 'Demasiados intentos en poco tiempo. Espere un momento y vuelva a intentarlo.',
+    },
+  },
   signIn: {
     title: 'Iniciar sesión',
     email: 'Correo electrónico',
@@ -12,11 +25,56 @@ export const es: Messages = {
     busy: 'Entrando…',
     failed: 'No se pudo iniciar sesión: revise su correo, contraseña y código.',
     mfa: 'Escriba el código de su aplicación de autenticación.',
-    throttled: 'Demasiados intentos desde aquí. Espere unos minutos y vuelva a intentarlo.',
     mfaOrPasskey: 'Escriba el código de su aplicación de autenticación, o use su llave de acceso.',
     usePasskey: 'Usar mi llave de acceso',
     passkeyCancelled: 'No se usó la llave de acceso. Vuelva a iniciar sesión con su contraseña para intentarlo de nuevo.',
     network: 'No se pudo conectar con telesalud. Revise su conexión y vuelva a intentarlo.',
+  },
+  // La página de aprobación de una aplicación que pide usar la historia (SMART App Launch: web/src/auth/AuthorizePage.tsx).
+  authorize: {
+    title: '¿Permitir que {{app}} use su historia en telesalud?',
+    loading: 'Comprobando la solicitud…',
+    intro: '{{app}} pide permiso para:',
+    patientContext: 'Saber cuál es su historia de paciente',
+    readPatient: 'Ver sus {{what}}',
+    writePatient: 'Añadir y cambiar sus {{what}}',
+    readUser: 'Ver {{what}}, hasta donde usted tiene acceso en telesalud',
+    writeUser: 'Añadir y cambiar {{what}}, hasta donde usted tiene acceso en telesalud',
+    notGranted: 'También pidió {{scopes}}, que telesalud no concede.',
+    publicApp: 'Esta aplicación funciona en su dispositivo o en su navegador.',
+    lasts: 'El permiso dura 10 minutos; después la aplicación debe volver a pedirlo. Puede rechazarlo ahora y no se comparte nada.',
+    offline: 'La aplicación puede mantener este acceso hasta 30 días sin volver a preguntarle. Puede rechazarlo ahora y no se comparte nada.',
+    returnTo: 'Elija lo que elija, volverá a {{origin}}.',
+    allow: 'Permitir',
+    deny: 'Rechazar',
+    busy: 'Un momento…',
+    problems: {
+      'unknown-client': 'Esta aplicación no está registrada en esta clínica, así que no puede recibir acceso. Cierre esta página y consulte a quien le dio la aplicación.',
+      'bad-redirect-uri': 'Esta solicitud le llevaría a una dirección que la clínica no conoce para la aplicación, así que se detuvo. Cierre esta página y consulte a quien le dio la aplicación.',
+      invalid: 'La solicitud de la aplicación no es válida, así que se detuvo. Cierre esta página y vuelva a intentarlo desde la aplicación.',
+      'patient-context-needs-patient': 'Esta aplicación abre la historia propia de un paciente. Solo una cuenta de paciente puede permitirlo; el personal no puede elegir un paciente para ella aquí.',
+      'no-patient-record': 'Su cuenta no tiene una historia de paciente que compartir.',
+      'role-not-supported': 'Las cuentas como la suya no pueden dar acceso a telesalud a una aplicación.',
+      failed: 'Algo salió mal. Vuelva a intentarlo.',
+    },
+    types: {
+      all: 'datos de toda la historia',
+      Patient: 'datos personales (nombre, fecha de nacimiento, contacto)',
+      Practitioner: 'datos de los profesionales',
+      Organization: 'datos de la clínica',
+      Location: 'sedes de la clínica',
+      Schedule: 'agendas de los profesionales',
+      Slot: 'horarios libres para citas',
+      Appointment: 'citas',
+      Encounter: 'visitas y consultas',
+      Observation: 'mediciones y resultados de pruebas',
+      Condition: 'diagnósticos y problemas de salud',
+      AllergyIntolerance: 'alergias',
+      MedicationStatement: 'medicamentos que toma',
+      MedicationRequest: 'recetas',
+      Composition: 'notas clínicas',
+      DocumentReference: 'documentos',
+    },
   },
   consult: {
     checkTitle: 'Antes de entrar',

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ApiError } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { bookingFor, CANCELLABLE, isTelehealth, loadAppointments, loadFreeSlots, loadOffers, practitionerOf, type Appointment, type MyAppointments, type Offer, type Slot } from './appointments.js';
 import { explain } from './explain.js';
@@ -163,6 +164,8 @@ function BookingPanel({ patientRef, replacing, onClose }: { patientRef: string; 
       onClose(t(replacing ? 'portal.booking.rescheduled' : 'portal.booking.booked', { when: formatAppointmentTime(chosen.start) }));
     } catch (err) {
       setError(explain(t, err));
+      // Not sent (too many requests, no connection, the server failing): the choice and reason stay, to send again.
+      if (!(err instanceof ApiError) || err.status === 429 || err.status >= 500) return;
       // Someone else may have taken it: show what is free now.
       const offer = offers?.find((o) => o.practitioner === practitioner);
       if (offer) loadFreeSlots(offer.scheduleIds).then(setSlots, () => undefined);

@@ -1,9 +1,10 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError } from '../app/api.js';
+import { adoptPublicClinicTimeZone } from '../app/public-clinic-time.js';
 import { navigate } from '../app/navigation.js';
 import { explain } from './explain.js';
-import { formatShortDate } from './format.js';
+import { formatAppointmentTime } from './format.js';
 import { addPasskey, deviceLabel, passkeysSupported, RecoveryCodes, TotpSetup, type TotpEnrolment } from './mfa-setup.js';
 import { PasswordPolicyText, PasswordProblems, PasswordStrength, usePasswordCheck, type PasswordProblem } from './PasswordStrength.js';
 import { call } from './portal-api.js';
@@ -53,8 +54,9 @@ export function InvitePage({ path }: { path: string }) {
 
   useEffect(() => {
     if (!token) return;
-    call<Preview>('GET', `/api/invitations/${token}/preview`).then(
-      (p) => {
+    // The expiry is shown on the clinic's clock, as every time once signed in.
+    Promise.all([call<Preview>('GET', `/api/invitations/${token}/preview`), adoptPublicClinicTimeZone()]).then(
+      ([p]) => {
         setPreview(p);
         setStep('password');
       },
@@ -147,7 +149,7 @@ export function InvitePage({ path }: { path: string }) {
       {step === 'password' && preview && (
         <>
           <p data-testid="invite-from">{inviterText}</p>
-          <p className="hint">{t('portal.invite.expires', { date: formatShortDate(preview.expiresAt) })}</p>
+          <p className="hint" data-testid="invite-expires">{t('portal.invite.expires', { date: formatAppointmentTime(preview.expiresAt) })}</p>
           <form className="stack" onSubmit={(e) => void accept(e)} data-testid="invite-form">
             <h2>{t('portal.invite.choosePassword')}</h2>
             <PasswordPolicyText minLength={preview.passwordPolicy?.minLength ?? 12} />

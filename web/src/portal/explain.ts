@@ -1,10 +1,12 @@
 import type { TFunction } from 'i18next';
-import { ApiError } from '../app/api.js';
+import { ApiError } from '../app/api-error.js';
+import { tooManyRequestsText } from '../app/too-many-requests.js';
 
 /** Any failure as one sentence a patient understands (never a status code or a stack trace). */
 export function explain(t: TFunction, err: unknown): string {
   if (!(err instanceof ApiError)) return t('portal.errors.network');
-  if (err.status === 429) return t('portal.errors.throttled');
+  const wait = tooManyRequestsText(t, err);
+  if (wait) return wait;
   if (err.status === 401) return t('portal.errors.signedOut');
   switch (err.code) {
     case 'reauthentication-failed':
@@ -19,6 +21,10 @@ export function explain(t: TFunction, err: unknown): string {
       return t('portal.errors.passkey');
     case 'mfa-required-by-policy':
       return t('portal.errors.mfaRequired');
+    case 'last-second-factor':
+      return t('portal.errors.lastFactor');
+    case 'reauthentication-required':
+      return t('portal.errors.reauthRequired');
     case 'conflict':
       return t('portal.errors.slotTaken');
   }

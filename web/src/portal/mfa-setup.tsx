@@ -103,7 +103,7 @@ export function RecoveryCodes({ codes, onDone }: { codes: string[]; onDone: () =
 
 /** Registers a passkey on this device (the browser asks for the fingerprint, face or PIN). */
 /** Registers a passkey on this device after re-authentication (the password and, when the account has one, a code or a passkey assertion). */
-export async function addPasskey(reauth: { password: string; code?: string; passkey?: Record<string, unknown> }, label: string): Promise<void> {
+export async function addPasskey(reauth: { password?: string; code?: string; passkey?: Record<string, unknown> }, label: string): Promise<void> {
   const options = await call<Record<string, unknown>>('POST', '/api/auth/passkeys/register/options', reauth);
   // Loaded only when used: most patients never register a passkey on their phone here.
   const { startRegistration } = await import('@simplewebauthn/browser');

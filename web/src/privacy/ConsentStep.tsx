@@ -1,5 +1,7 @@
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ApiError, backToSignIn } from '../app/api.js';
+import { tooManyRequestsText } from '../app/too-many-requests.js';
 import { giveTelehealthConsent } from './consent.js';
 
 /**
@@ -9,16 +11,18 @@ import { giveTelehealthConsent } from './consent.js';
 export function ConsentStep({ noticeVersion, onConsented }: { noticeVersion: string; onConsented: () => void }) {
   const { t } = useTranslation();
   const [busy, setBusy] = useState(false);
-  const [failed, setFailed] = useState(false);
+  const [failed, setFailed] = useState<string>();
 
   async function agree() {
     setBusy(true);
-    setFailed(false);
+    setFailed(undefined);
     try {
       await giveTelehealthConsent(noticeVersion);
       onConsented();
-    } catch {
-      setFailed(true);
+    } catch (err) {
+      // The session ended while the notice was read: sign in, and back to this consultation.
+      if (err instanceof ApiError && err.status === 401) return backToSignIn();
+      setFailed(tooManyRequestsText(t, err) ?? t('privacy.consentFailed'));
       setBusy(false);
     }
   }
@@ -39,7 +43,7 @@ export function ConsentStep({ noticeVersion, onConsented }: { noticeVersion: str
       </p>
       {failed && (
         <p role="alert" className="error">
-          {t('privacy.consentFailed')}
+          {failed}
         </p>
       )}
       <button type="button" className="primary" disabled={busy} onClick={() => void agree()} data-testid="consent-agree">
