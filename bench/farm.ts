@@ -113,8 +113,8 @@ export interface FarmFigures {
   /**
    * The farm with three times the connections: each node as busy as the one node. The same
    * connections spread over three nodes leave each a third as busy, and a node that waits more
-   * wakes up more often per request (epoll, the event loop's turn, the kernel's switch): that part
-   * of the farm's CPU per request is its idleness, which a farm under the load it is built for has not.
+   * wakes up more often per request (epoll, the event loop's turn, the kernel's switch): the
+   * difference between the two farms is that part of the farm's CPU per request.
    */
   farmScaled: ConfigurationFigures | undefined;
 }
@@ -383,6 +383,9 @@ async function prepareConfiguration(label: string, nodes: number, options: FarmB
     const unload = async () => {
       loaded = false;
       if (inFlight > 0) await new Promise<void>((r) => drained.push(r));
+      // Idle while the others take their turns, its kept connections would outlast HAProxy's keep-alive
+      // (10 s) and the next request on one could meet its close ("socket hang up"): each turn starts afresh.
+      f.http.agent.destroy();
     };
     const countMeasured = () => KINDS.reduce((s, k) => s + latencies[k].length, 0);
 

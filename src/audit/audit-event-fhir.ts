@@ -83,7 +83,7 @@ export function toAuditEvent(row: AuditRow): Record<string, unknown> {
   }
   const details = [
     ...(row.request_id ? [{ type: 'requestId', valueString: row.request_id }] : []),
-    ...Object.entries(detail ?? {}).filter(([key]) => key !== 'patients').map(([key, value]) => ({ type: key, valueString: typeof value === 'string' ? value : JSON.stringify(value) })),
+    ...Object.entries(detail ?? {}).filter(([key]) => key !== 'patients' && key !== 'client').map(([key, value]) => ({ type: key, valueString: typeof value === 'string' ? value : JSON.stringify(value) })),
   ];
   if (details.length > 0) {
     // Request id and detail ride on the first entity; an event without one gets a neutral carrier.
@@ -99,11 +99,29 @@ export function toAuditEvent(row: AuditRow): Record<string, unknown> {
     recorded: new Date(row.recorded).toISOString(),
     outcome: row.outcome === 'success' ? '0' : '4',
     ...(row.outcome !== 'success' ? { outcomeDesc: row.outcome } : {}),
-    agent: [agent(row)],
+    agent: agents(row, typeof detail?.client === 'string' ? detail.client : undefined),
     source: { observer: { display: 'telesalud' }, type: [{ system: SECURITY_SOURCE_TYPE, code: '4', display: 'Application Server' }] },
     ...(entity.length > 0 ? { entity } : {}),
   };
   return event;
+}
+
+/**
+ * The person (or system) who asked is the requestor; an app acting for them (detail.client) is a
+ * second agent, DICOM "Application", and it is the one at the network address (IHE BALP).
+ */
+function agents(row: AuditRow, client: string | undefined): Record<string, unknown>[] {
+  if (!client || client === row.actor) return [agent(row)];
+  const { network, ...person } = agent(row);
+  return [
+    person,
+    {
+      type: { coding: [dcm('110150', 'Application')] },
+      who: { identifier: { system: AUDIT_ACTOR_SYSTEM, value: client } },
+      requestor: false,
+      ...(network ? { network } : {}),
+    },
+  ];
 }
 
 function agent(row: AuditRow): Record<string, unknown> {

@@ -11,6 +11,8 @@ export interface AuditQuery {
   /** Actor refs (`Practitioner/…`, `account:…`, `client:…`, `admin-token`…): any of them. */
   actors?: string[];
   excludeActors?: string[];
+  /** With excludeActors: still keep their entries made through an app (`detail.client`), e.g. a patient's own app. */
+  keepThroughClient?: boolean;
   actions?: readonly string[];
   outcome?: string;
   /** recorded ≥ from and < to. */
@@ -31,7 +33,10 @@ export async function findAuditRows(db: Kysely<Database>, q: AuditQuery, page: {
     query = query.where((eb) => eb.or([eb('patient', '=', patient), sql<boolean>`(detail ? 'patients' and detail -> 'patients' ? ${patient})`]));
   }
   if (q.actors !== undefined) query = query.where('actor', 'in', q.actors.length ? q.actors : ['']);
-  if (q.excludeActors?.length) query = query.where('actor', 'not in', q.excludeActors);
+  if (q.excludeActors?.length) {
+    const excluded = q.excludeActors;
+    query = q.keepThroughClient ? query.where((eb) => eb.or([eb('actor', 'not in', excluded), sql<boolean>`detail ? 'client'`])) : query.where('actor', 'not in', excluded);
+  }
   if (q.actions !== undefined) query = query.where('action', 'in', q.actions.length ? [...q.actions] : ['']);
   if (q.outcome !== undefined) query = query.where('outcome', '=', q.outcome);
   if (q.from) query = query.where('recorded', '>=', q.from);

@@ -15,12 +15,15 @@ export interface RecordAccess {
   resource?: string;
   outcome: string;
   who: { role: string; display: string; reference?: string };
+  /** The app the access was made through (an OAuth client acting for `who`): "Ana López through Diario de salud". */
+  through?: { client: string; name: string };
 }
 
 /**
  * "Who accessed my record": a signed-in patient sees every entry of the audit trail about their
  * record made by someone else — staff, administrators, integrations, the system — newest first.
- * Their own accesses are left out: the list answers what others did. Viewing it is audited too.
+ * Their own accesses are left out (the list answers what others did), except those made through an
+ * app they authorized: what an app did in their name is worth seeing. Viewing it is audited too.
  */
 export async function recordAccessRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   app.get('/api/me/record-access', { schema: { querystring: { type: 'object', additionalProperties: false, properties: { _count: text(4), before: text(17) } } } }, async (request, reply) => {
@@ -30,9 +33,10 @@ export async function recordAccessRoutes(app: FastifyInstance, ctx: AppContext):
     const { count, beforeSeq } = paging(q._count, q.before, 20, 100);
     const own = [account.fhirRef, `account:${account.id}`];
     await ctx.audit.settled(); // this node's latest accesses, committed behind their answers
-    const rows = await findAuditRows(ctx.store.db, { patient: account.fhirRef, excludeActors: own, ...(beforeSeq !== undefined ? { beforeSeq } : {}) }, { limit: count + 1, order: 'newest' });
+    const rows = await findAuditRows(ctx.store.db, { patient: account.fhirRef, excludeActors: own, keepThroughClient: true, ...(beforeSeq !== undefined ? { beforeSeq } : {}) }, { limit: count + 1, order: 'newest' });
     const page = rows.slice(0, count);
-    const who = await describeActors(ctx, request.records, [...new Set(page.map((r) => r.actor))]);
+    const who = await describeActors(ctx, request.records, [...new Set(page.map((r) => r.actor))], { refs: own, name: await ownName(ctx, account.id) });
+    const apps = await clientNames(ctx, page.map(throughClient).filter((c): c is string => c !== undefined));
     await ctx.audit.record({ actor: request.actor!.ref, action: 'audit-search', outcome: 'success', patient: account.fhirRef, source: request.ip, requestId: request.id, detail: { view: 'record-access', results: page.length } });
     const entries: RecordAccess[] = page.map((r) => ({
       when: new Date(r.recorded).toISOString(),
@@ -40,13 +44,14 @@ export async function recordAccessRoutes(app: FastifyInstance, ctx: AppContext):
       ...(r.resource_type && r.resource_id ? { resource: `${r.resource_type}/${r.resource_id}` } : {}),
       outcome: r.outcome,
       who: who.get(r.actor)!,
+      ...throughApp(throughClient(r), apps),
     }));
     return reply.header('Cache-Control', 'no-store').send({ entries, ...(rows.length > count ? { next: { _count: count, before: page.at(-1)!.seq } } : {}) });
   });
 }
 
 /** Role and name of each actor: staff by their Practitioner (as the patient may read it) or account, integrations by client name. */
-async function describeActors(ctx: AppContext, records: Repository, actors: string[]): Promise<Map<string, RecordAccess['who']>> {
+async function describeActors(ctx: AppContext, records: Repository, actors: string[], self: { refs: string[]; name: string }): Promise<Map<string, RecordAccess['who']>> {
   const db = ctx.store.db;
   const described = new Map<string, RecordAccess['who']>();
   const accountIds = actors.flatMap((a) => (a.startsWith('account:') ? [a.slice('account:'.length)] : [])).filter(isUuid);
@@ -63,6 +68,10 @@ async function describeActors(ctx: AppContext, records: Repository, actors: stri
   const names = await practitionerNames(records, fhirRefs);
 
   for (const actor of actors) {
+    if (self.refs.includes(actor)) {
+      described.set(actor, { role: 'patient', display: self.name });
+      continue;
+    }
     const practitioner = PRACTITIONER_RE.test(actor);
     const acct = accounts.find((a) => (practitioner ? a.fhir_ref === actor : `account:${a.id}` === actor));
     if (practitioner) described.set(actor, { role: acct?.role ?? 'clinician', display: names.get(actor) ?? acct?.display_name ?? 'clinician', reference: actor });
@@ -73,6 +82,27 @@ async function describeActors(ctx: AppContext, records: Repository, actors: stri
     else described.set(actor, { role: 'other', display: 'other' });
   }
   return described;
+}
+
+async function ownName(ctx: AppContext, accountId: string): Promise<string> {
+  const row = await ctx.store.db.selectFrom('account').select('display_name').where('id', '=', accountId).executeTakeFirst();
+  return row?.display_name ?? 'patient';
+}
+
+const throughClient = (row: { detail: unknown }): string | undefined => {
+  const client = (row.detail as { client?: unknown } | null)?.client;
+  return typeof client === 'string' && client.startsWith('client:') ? client : undefined;
+};
+
+function throughApp(client: string | undefined, names: Map<string, string>): Pick<RecordAccess, 'through'> {
+  return client ? { through: { client, name: names.get(client) ?? 'external app' } } : {};
+}
+
+async function clientNames(ctx: AppContext, clients: string[]): Promise<Map<string, string>> {
+  const ids = [...new Set(clients.map((c) => c.slice('client:'.length)))];
+  if (ids.length === 0) return new Map();
+  const rows = await ctx.store.db.selectFrom('oauth_client').select(['id', 'name']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [`client:${r.id}`, r.name]));
 }
 
 /** Names of the Practitioners, read through the patient's own repository (so this lookup is audited like any other). */

@@ -29,11 +29,17 @@ export interface Actor {
   scope: AccessScope;
   /** OAuth access tokens only: the SMART resource scopes of the token (system/, or patient/ and user/ for an app acting for a user; auth/oauth/smart-scopes.ts), a further narrowing. */
   scopes?: string[];
+  /** An app's access token acting for a person: the OAuth client (`client:<id>`), named beside the person in the audit trail. */
+  client?: string;
+  /** An app's access token: the id of the account it acts for (its requests count against that account's rate limit). */
+  account?: string;
 }
 
 export interface RequestOrigin {
   requestId: string;
   source: string;
+  /** The OAuth client (`client:<id>`) an app's token acts through; recorded as `detail.client` on every audit entry. */
+  client?: string;
 }
 
 export const SYSTEM_ACTOR: Actor = { ref: 'system', scope: { kind: 'full' } };

@@ -82,6 +82,8 @@ export async function authRoutes(app: FastifyInstance, ctx: AppContext): Promise
       ...(reauthUntil ? { reauthenticatedUntil: reauthUntil.toISOString() } : {}),
       // Every time the app shows is in the clinic's zone, whatever the device's.
       clinic: { timeZone: effectiveClinicTimeZone(await authPolicy(ctx.store.db).current(), ctx.config.clinicTimeZone) },
+      // Whether links and invitations can be e-mailed from here (TELESALUD_SMTP_URL); nothing more about the relay.
+      emailEnabled: ctx.notifications !== undefined,
       ...restrictionFields(session.restriction, expiry.expiresAt && (expiry.warn || expiry.expired) ? expiry.expiresAt : null),
     };
   });

@@ -89,7 +89,7 @@ export function registerAuthentication(app: FastifyInstance, ctx: AppContext): v
       throw unauthorized('sign in first: this request carries no valid credentials');
     }
     request.actor = actor;
-    request.records = new Repository(ctx.store.db, ctx.audit, actor, { requestId: request.id, source: request.ip }, ctx.notifications?.recordObservers);
+    request.records = new Repository(ctx.store.db, ctx.audit, actor, { requestId: request.id, source: request.ip, ...(actor.client ? { client: actor.client } : {}) }, ctx.notifications?.recordObservers);
   });
 }
 

@@ -12,6 +12,8 @@ import { SignalingConnection } from './signaling-connection.js';
 import { MAX_MESSAGE_BYTES, SIGNALING_PATH } from './signaling-protocol.js';
 import { waitingRoomRoutes } from './waiting-rooms.js';
 import { MAIL_LANGUAGES, type MailLanguage } from '../notifications/mail-templates.js';
+import { authPolicy } from '../auth/policy/auth-policy.js';
+import { effectiveClinicTimeZone } from '../auth/policy/clinic-time-zone.js';
 
 const FHIR_ID = '^[A-Za-z0-9\\-.]{1,64}$';
 const GUEST_EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
@@ -133,6 +135,33 @@ export async function consultRoutes(app: FastifyInstance, ctx: AppContext): Prom
       await rooms.recordAudit({ actor: host, action: 'consult-guest-link', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { link: link.id, expires: link.expires.toISOString(), ...(emailed ? { emailMessage: emailed } : {}) } });
       // In the fragment: browsers send neither it to the server nor it in a Referer.
       return reply.code(201).send({ url, expiresAt: link.expires.toISOString(), emailed: emailed !== undefined });
+    },
+  );
+
+  // What a guest's page shows before joining: when the consultation is, on the clinic's clock. Nothing
+  // about people. An unknown, used or expired link (or a closed consultation) all get the same answer,
+  // so the route tells nothing about which tokens exist. The token rides in the body, never in a URL.
+  app.post(
+    '/api/consult/guest-links/preview',
+    {
+      config: { public: true },
+      bodyLimit: 512,
+      schema: { body: { type: 'object', additionalProperties: false, required: ['token'], properties: { token: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' } } } },
+    },
+    async (request, reply) => {
+      const { token } = request.body as { token: string };
+      const unusable = () => reply.code(404).send({ error: 'not-usable', message: 'this guest link cannot be used: it may have expired or been used already. Ask the clinic for a new one' });
+      const link = await rooms.store.findGuestLink(token);
+      if (!link || link.usedAt !== undefined || link.expires.getTime() <= Date.now()) return unusable();
+      // Read as the system, so the read of the Appointment is audited with this request's id and source.
+      const appointment = (await rooms.rights.appointment(link.appointmentId, { requestId: request.id, source: request.ip })) as (Awaited<ReturnType<JoinRights['appointment']>> & { start?: unknown }) | undefined;
+      if (!appointment || JoinRights.closedReason(appointment)) return unusable();
+      const timeZone = effectiveClinicTimeZone(await authPolicy(ctx.store.db).current(), ctx.config.clinicTimeZone);
+      return reply.header('cache-control', 'no-store').send({
+        ...(typeof appointment.start === 'string' ? { start: appointment.start } : {}),
+        linkExpiresAt: link.expires.toISOString(),
+        clinic: { timeZone },
+      });
     },
   );
 

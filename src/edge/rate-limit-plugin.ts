@@ -10,10 +10,12 @@ export const RATE_WINDOW_MS = 60_000;
 /**
  * What a limit is counted for, and the label of `telesalud_rate_limited_total`:
  * `source` — anonymous requests (and requests whose credentials were refused) from one address;
- * `source-signed-in` — signed-in requests from one address; `account` — one account or OAuth client.
+ * `source-signed-in` — signed-in requests from one address; `account` — one account (its sessions
+ * and the app tokens acting for it) or system OAuth client; `client` — one app (an OAuth client
+ * acting for users), all its users together.
  */
-export type RateBucket = 'source' | 'source-signed-in' | 'account';
-export const RATE_BUCKETS: readonly RateBucket[] = ['source', 'source-signed-in', 'account'];
+export type RateBucket = 'source' | 'source-signed-in' | 'account' | 'client';
+export const RATE_BUCKETS: readonly RateBucket[] = ['source', 'source-signed-in', 'account', 'client'];
 
 /** What the rate limits refused since the node started, and how they are counted (for /metrics). */
 export class RateLimitStats {
@@ -59,7 +61,10 @@ function isLoopback(address: string): boolean {
  *    source, against the lower ceiling (TELESALUD_RATE_LIMIT_PER_SOURCE), before any database
  *    lookup is spent on it;
  *  - after it: a signed-in request is counted per account (a session's account, an OAuth client)
- *    and per source against the higher ceiling (…_PER_SOURCE_SIGNED_IN), in one step;
+ *    and per source against the higher ceiling (…_PER_SOURCE_SIGNED_IN), in one step; an app's
+ *    token counts against the account it acts for (its person's sessions and apps share one
+ *    budget: an app gives no more than signing in does) and against the app as a whole, at the
+ *    signed-in source ceiling (an app carries many people, as a hospital's NAT does);
  *  - a request whose credentials are refused (401) is then counted per source like anonymous
  *    traffic, and once that count is spent the source's credentialed requests are refused before
  *    authentication too — guessing tokens or cookies buys no larger budget than being anonymous.
@@ -125,6 +130,11 @@ export function registerRateLimits(app: FastifyInstance, ctx: AppContext): { aft
         const account = accountOf(request);
         const limits: RateLimit[] = [];
         const buckets: RateBucket[] = [];
+        const app = request.actor?.client;
+        if (settings.perSourceSignedIn > 0 && app !== undefined) {
+          limits.push({ key: `app:${app}`, limit: settings.perSourceSignedIn, windowMs: RATE_WINDOW_MS });
+          buckets.push('client');
+        }
         if (settings.perSourceSignedIn > 0 && !exempt(source)) {
           limits.push({ key: `source-signed-in:${source}`, limit: settings.perSourceSignedIn, windowMs: RATE_WINDOW_MS });
           buckets.push('source-signed-in');
@@ -134,13 +144,13 @@ export function registerRateLimits(app: FastifyInstance, ctx: AppContext): { aft
           buckets.push('account');
         }
         if (limits.length === 0) return;
-        return apply(request, reply, await limiter.hit(limits), buckets, account);
+        return apply(request, reply, await limiter.hit(limits), buckets, account, app);
       });
     },
   };
 
   /** Headers of the tightest limit; a 429 naming the limit that refused. */
-  function apply(request: FastifyRequest, reply: FastifyReply, decision: RateDecision, buckets: RateBucket[], account: string | undefined): FastifyReply | undefined {
+  function apply(request: FastifyRequest, reply: FastifyReply, decision: RateDecision, buckets: RateBucket[], account: string | undefined, app?: string): FastifyReply | undefined {
     if (decision.allowed) {
       let tightest = 0;
       decision.counts.forEach((c, i) => {
@@ -154,7 +164,7 @@ export function registerRateLimits(app: FastifyInstance, ctx: AppContext): { aft
     decision.counts.forEach((c, i) => {
       if (c.retryAfterMs > decision.counts[worst]!.retryAfterMs) worst = i;
     });
-    return refuse(request, reply, buckets[worst]!, decision.counts[worst]!, account);
+    return refuse(request, reply, buckets[worst]!, decision.counts[worst]!, buckets[worst] === 'client' ? app : account);
   }
 
   function refuse(request: FastifyRequest, reply: FastifyReply, bucket: RateBucket, count: RateCount, account: string | undefined): FastifyReply {
@@ -163,7 +173,7 @@ export function registerRateLimits(app: FastifyInstance, ctx: AppContext): { aft
     const seconds = Math.max(1, Math.ceil(count.retryAfterMs / 1000));
     rateLimitHeaders(reply, count);
     reply.code(429).header('retry-after', String(seconds)).header('cache-control', 'no-store');
-    const who = bucket === 'account' ? 'this account' : 'this address';
+    const who = bucket === 'account' ? 'this account' : bucket === 'client' ? 'this app' : 'this address';
     const message = `too many requests from ${who}: at most ${count.limit.limit} a minute; try again in ${seconds} s`;
     if (limitedFamily(request.url) === 'fhir') {
       return reply.type('application/fhir+json; charset=utf-8').send({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled', diagnostics: message }] });
@@ -192,9 +202,10 @@ export function registerRateLimits(app: FastifyInstance, ctx: AppContext): { aft
   }
 }
 
-/** Who a signed-in request counts against: its session's account, or its OAuth client; not the bootstrap token. */
+/** Who a signed-in request counts against: its session's account, the account an app's token acts for, or a system client; not the bootstrap token. */
 function accountOf(request: FastifyRequest): string | undefined {
   if (request.session) return `account:${request.session.account.id}`;
+  if (request.actor?.account) return `account:${request.actor.account}`;
   const ref = request.actor?.ref;
   return ref?.startsWith('client:') ? ref : undefined;
 }

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { createAccount } from '../auth/accounts/account-service.js';
 import { AuthTestClient } from '../auth/auth-test-client.js';
-import { addClient } from '../auth/oauth/oauth-clients.js';
+import { addClient, issueAccessToken } from '../auth/oauth/oauth-clients.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { Repository } from '../records/repository.js';
 import { startTestNode, type TestNode } from '../test-support/test-node.js';
@@ -205,6 +206,50 @@ describe('API rate limits on one node (counted in memory)', () => {
     const admin = (remoteAddress: string) => node.request({ method: 'GET', url: '/fhir/R4/Patient?_count=1', remoteAddress });
     for (let i = 0; i < 6; i++) expect((await admin('192.0.2.80')).statusCode).toBe(200);
     expect((await admin('192.0.2.80')).statusCode).toBe(429);
+  });
+
+  it('counts an app\'s token against the account it acts for (with that person\'s sessions) and against the app as a whole', async () => {
+    freshWindow();
+    const records = new Repository(node.ctx.store.db, node.ctx.audit, SYSTEM_ACTOR, { requestId: 'test', source: 'test' });
+    const people: Awaited<ReturnType<typeof createAccount>>[] = [];
+    for (const email of ['carla.rate@example.org', 'dani.rate@example.org', 'eva.rate@example.org']) people.push(await createAccount(node.ctx.store.db, records, node.ctx.keyRing, { email, role: 'patient', name: 'Paciente Prueba', password: PASSWORD }));
+    const app = await addClient(node.ctx.store.db, { name: 'Diario de salud', scopes: 'launch/patient patient/*.read', redirectUris: ['https://diario.example.org/cb'], public: true });
+    const tokenFor = async (person: (typeof people)[number]): Promise<string> => (await issueAccessToken(node.ctx.store.db, app.client_id, 'patient/*.read launch/patient', new Date(), { accountId: person.id, patient: person.patientId!, grantHash: randomBytes(32) })).token;
+    const read = (token: string, remoteAddress: string) => node.app.inject({ method: 'GET', url: '/fhir/R4/Patient?_count=1', remoteAddress, headers: { authorization: `Bearer ${token}` } });
+    const [carla, dani, eva] = people as [(typeof people)[number], (typeof people)[number], (typeof people)[number]];
+
+    // Carla's browser and her app draw on one budget (4), wherever each of them is.
+    const browser = new AuthTestClient(node);
+    expect((await browser.signIn({ email: carla.email, password: PASSWORD })).statusCode).toBe(200);
+    const carlaToken = await tokenFor(carla);
+    expect((await from(browser, '198.51.100.30').get('/api/auth/session')).statusCode).toBe(200);
+    expect((await from(browser, '198.51.100.30').get('/api/auth/session')).statusCode).toBe(200);
+    expect((await read(carlaToken, '198.51.100.31')).statusCode).toBe(200);
+    expect((await read(carlaToken, '198.51.100.32')).statusCode).toBe(200);
+    const refused = await read(carlaToken, '198.51.100.33');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().issue[0].diagnostics).toContain('this account');
+    expect((await from(browser, '198.51.100.30').get('/api/auth/session')).statusCode).toBe(429);
+
+    // The app as a whole, for everyone it acts for, from everywhere: the signed-in ceiling (6) —
+    // Carla's two app requests, then Dani's four and Eva's first go over it.
+    const daniToken = await tokenFor(dani);
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) codes.push((await read(daniToken, `198.51.100.${40 + i}`)).statusCode);
+    expect(codes).toEqual([200, 200, 200, 200]);
+    const appFull = await read(await tokenFor(eva), '198.51.100.50');
+    expect(appFull.statusCode).toBe(429);
+    expect(appFull.json().issue[0].diagnostics).toContain('this app');
+    expect(appFull.headers['ratelimit-limit']).toBe('6');
+    // Eva herself is not spent: signed in, she goes on.
+    const evaBrowser = new AuthTestClient(node);
+    expect((await evaBrowser.signIn({ email: eva.email, password: PASSWORD })).statusCode).toBe(200);
+    expect((await from(evaBrowser, '198.51.100.51').get('/api/auth/session')).statusCode).toBe(200);
+
+    await node.ctx.audit.drain();
+    const events = await rateLimitedEntries(node);
+    expect(events.filter((e) => e.actor === `account:${carla.id}`).map((e) => detailOf(e).bucket)).toEqual(['account']);
+    expect(events.filter((e) => e.actor === `client:${app.client_id}`).map((e) => detailOf(e).bucket)).toEqual(['client']);
   });
 
   it('counts refused credentials like anonymous traffic, and then refuses that source before looking credentials up', async () => {

@@ -2,6 +2,7 @@ import { inspectValue, SEVERITY, type Family, type Hit, type ValueContext } from
 import { decode } from './normalize.js';
 import { proseField, secretField } from './clinical-free-text.js';
 import { protocolHits, SCANNER_AGENTS } from './protocol-rules.js';
+import { oauthParameterRemainder } from './oauth-parameters.js';
 import { REQUEST_ID } from './trusted-proxies.js';
 
 /** A request as it reached the node, before any handler: what the shield reads. */
@@ -62,7 +63,29 @@ class Collector {
   values = 0;
 
   /** Prose rules only where clinical text can be: a request to no route carries none. */
-  constructor(private readonly proseAllowed: boolean) {}
+  constructor(
+    private readonly proseAllowed: boolean,
+    /** The matched route, for the OAuth routes' positive model of their parameters (oauth-parameters.ts). */
+    private readonly route?: { method: string; url: string; publicHost?: string | undefined },
+  ) {}
+
+  /**
+   * A known OAuth parameter that fits its grammar: reads only what of it is free (a URL's path
+   * and query) and answers true; false for any other parameter, to be read whole.
+   */
+  oauthParameter(name: string, raw: string, ctx: ValueContext, location: string, plusIsSpace: boolean): boolean {
+    if (!this.route) return false;
+    let value: string;
+    try {
+      value = decodeURIComponent(plusIsSpace ? raw.replace(/\+/g, ' ') : raw);
+    } catch {
+      return false;
+    }
+    const remainder = oauthParameterRemainder(this.route.method, this.route.url, name, value, this.route.publicHost);
+    if (remainder === undefined) return false;
+    if (remainder !== '') this.value(remainder, ctx, location);
+    return true;
+  }
 
   add(hits: Hit[], location: string): void {
     if (hits.length === 0) return;
@@ -126,6 +149,7 @@ function inspectQuery(c: Collector, query: string, pl: ValueContext['pl'], fhirS
     c.value(name, { kind: 'name', prose: false, pl: pl }, 'query-name', true);
     const where = label('query', bareName);
     const base = bareName.split(':')[0]!;
+    if (c.oauthParameter(bareName, value, { kind: 'value', prose: false, pl }, where, true)) continue;
     if (fhirSearch && !FHIR_TEXT_SEARCH.has(base)) {
       for (const piece of fhirSearchPieces(value)) c.value(piece, { kind: 'value', prose: false, pl }, where, true);
     } else {
@@ -146,6 +170,7 @@ function inspectForm(c: Collector, body: string, pl: ValueContext['pl']): void {
     const value = eq < 0 ? '' : pair.slice(eq + 1);
     const bareName = decode(name, true).text;
     c.value(name, { kind: 'name', prose: false, pl: pl }, 'form-name', true);
+    if (c.oauthParameter(bareName, value, { kind: 'value', prose: false, pl }, label('form', bareName), true)) continue;
     if (!secretField(bareName)) c.value(value, { kind: 'value', prose: proseField(bareName), pl }, label('form', bareName), true);
     // "a%3Dpayload": what a parser that decodes first would read as the value.
     const smuggled = eq < 0 ? bareName.indexOf('=') : -1;
@@ -156,6 +181,8 @@ function inspectForm(c: Collector, body: string, pl: ValueContext['pl']): void {
 function inspectJson(c: Collector, node: unknown, path: string, key: string, pl: ValueContext['pl'], depth: number): void {
   if (depth > MAX_DEPTH || c.values > MAX_VALUES) return;
   if (typeof node === 'string') {
+    // Top-level fields only: the OAuth routes' JSON bodies are flat.
+    if (depth === 1 && c.oauthParameter(key, encodeURIComponent(node), { kind: 'value', prose: false, pl }, label('json', path), false)) return;
     if (!secretField(key)) c.value(node, { kind: 'value', prose: proseField(key), pl }, label('json', path));
   } else if (Array.isArray(node)) {
     for (const item of node) inspectJson(c, item, `${path}[]`, key, pl, depth + 1);
@@ -221,7 +248,7 @@ function routeParameters(rawPath: string, routeUrl: string | undefined): string 
 
 /** Reads everything the request carries, and scores it. */
 export function inspectRequest(req: InspectedRequest): Verdict {
-  const c = new Collector(req.route !== undefined);
+  const c = new Collector(req.route !== undefined, req.route ? { method: req.method, url: req.route.url, publicHost: req.publicHost } : undefined);
   const q = req.url.indexOf('?');
   const rawPath = q < 0 ? req.url : req.url.slice(0, q);
   const query = q < 0 ? '' : req.url.slice(q + 1);

@@ -64,17 +64,17 @@ interface StoredRow {
 }
 
 /**
- * The clinical record as seen by one actor. Every read and write of health data passes
- * through here: this is where access is narrowed to the actor's scope, where writes are
- * validated and versioned, and where each access is audited. Ask for a repository from
- * RecordService.forActor(); there is no other way in.
- */
-/**
  * Runs inside a create or update's transaction, after the clinic's rules: what another capability
  * writes because of it (an e-mail in the outbox) commits with the write or not at all.
  */
 export type WriteObserver = (tx: Transaction<Database>, written: FhirResource, previous: FhirResource | undefined) => Promise<void>;
 
+/**
+ * The clinical record as seen by one actor. Every read and write of health data passes
+ * through here: this is where access is narrowed to the actor's scope, where writes are
+ * validated and versioned, and where each access is audited. Ask for a repository from
+ * RecordService.forActor(); there is no other way in.
+ */
 export class Repository {
   private readonly db: Kysely<any>;
 
@@ -101,7 +101,7 @@ export class Repository {
       await afterWrite(tx, this.actor, 'create', stored);
       await options.alsoInTransaction?.(tx as unknown as Transaction<Database>);
       for (const observe of this.observers) await observe(tx as unknown as Transaction<Database>, stored, undefined);
-      await this.audit.recordIn(tx as unknown as Transaction<Database>, [this.entry('create', def, stored)]);
+      await this.audit.recordIn(tx as unknown as Transaction<Database>, [this.throughClient(this.entry('create', def, stored))]);
     });
     return stored;
   }
@@ -132,7 +132,7 @@ export class Repository {
       await this.writeHistoryAndStrings(tx, def, stored, now);
       await applyAfterWrite(tx, stored);
       for (const observe of this.observers) await observe(tx, stored, current.content);
-      await this.audit.recordIn(tx, [this.entry('update', def, stored)]);
+      await this.audit.recordIn(tx, [this.throughClient(this.entry('update', def, stored))]);
       return stored;
     });
   }
@@ -151,7 +151,7 @@ export class Repository {
       await tx.updateTable(def.table).set({ deleted: true, version_id: version, last_updated: now }).where('id', '=', id).execute();
       await tx.deleteFrom('search_string').where('resource_id', '=', id).execute();
       await tx.insertInto('resource_history').values({ resource_type: type, id, version_id: version, last_updated: now, deleted: true, content: JSON.stringify(current.content) }).execute();
-      await this.audit.recordIn(tx, [this.entry('delete', def, current.content)]);
+      await this.audit.recordIn(tx, [this.throughClient(this.entry('delete', def, current.content))]);
     });
   }
 
@@ -160,7 +160,7 @@ export class Repository {
     await this.checkType(def, 'read');
     const row = await this.visibleRow(def, id, 'read');
     if (row.deleted) throw gone(`${type}/${id} was deleted`);
-    await this.audit.record(this.entry('read', def, row.content, row.compartments));
+    await this.audit.record(this.throughClient(this.entry('read', def, row.content, row.compartments)));
     return row.content;
   }
 
@@ -183,7 +183,7 @@ export class Repository {
     if (row && !row.visible) await this.recordRefusal(new AccessRefusal(notFound(`${def.type}/${id} not found`), this.denial('read', def, undefined, row.compartments)));
     if (!row) throw notFound(`${def.type}/${id} not found`);
     if (row.deleted) throw gone(`${type}/${id} was deleted`);
-    await this.audit.record(this.entryFor('read', def, id, row.compartments));
+    await this.audit.record(this.throughClient(this.entryFor('read', def, id, row.compartments)));
     return { json: row.json, versionId: String(row.version_id), lastUpdated: new Date(row.last_updated) };
   }
 
@@ -201,7 +201,7 @@ export class Repository {
       .executeTakeFirst();
     if (!version) throw notFound(`${type}/${id}/_history/${versionId} not found`);
     if (version.deleted) throw gone(`${type}/${id} was deleted in version ${versionId}`);
-    await this.audit.record(this.entry('vread', def, current.content, current.compartments));
+    await this.audit.record(this.throughClient(this.entry('vread', def, current.content, current.compartments)));
     return version.content as FhirResource;
   }
 
@@ -218,7 +218,7 @@ export class Repository {
       .limit(count)
       .offset(offset)
       .execute();
-    await this.audit.record(this.entry('history', def, current.content, current.compartments));
+    await this.audit.record(this.throughClient(this.entry('history', def, current.content, current.compartments)));
     return {
       versions: rows.map((r: any) => ({ resource: r.content, deleted: r.deleted, versionId: r.version_id, lastUpdated: new Date(r.last_updated).toISOString() })),
       total: current.version_id,
@@ -279,7 +279,7 @@ export class Repository {
       return matched.has(key) ? false : (matched.add(key), true);
     });
 
-    await this.audit.record(this.searchEntry(def, page, extra));
+    await this.audit.record(this.throughClient(this.searchEntry(def, page, extra)));
 
     return {
       page,
@@ -327,7 +327,7 @@ export class Repository {
   /** Audit an access made outside the FHIR interactions (a document's bytes leaving, say). */
   async recordAccess(action: AuditAction, resource: FhirResource): Promise<void> {
     const def = this.typeDef(resource.resourceType);
-    await this.audit.record(this.entry(action, def, resource));
+    await this.audit.record(this.throughClient(this.entry(action, def, resource)));
   }
 
   /**
@@ -403,7 +403,7 @@ export class Repository {
   }
 
   private async recordRefusal(err: unknown): Promise<never> {
-    if (err instanceof AccessRefusal) await this.audit.record(err.entry);
+    if (err instanceof AccessRefusal) await this.audit.record(this.throughClient(err.entry));
     throw err;
   }
 
@@ -626,6 +626,11 @@ export class Repository {
         ...(included.length > 0 ? { included: included.map((r) => `${r.content.resourceType}/${r.content.id}`) } : {}),
       },
     };
+  }
+
+  /** Under an app's token the person is the actor; the app they act through is named too (issue 3). */
+  private throughClient(entry: AuditEntry): AuditEntry {
+    return this.origin.client ? { ...entry, detail: { ...entry.detail, client: this.origin.client } } : entry;
   }
 
   private entryFor(action: AuditAction, def: ResourceTypeDef, resourceId: string | undefined, compartments: string[]): AuditEntry {

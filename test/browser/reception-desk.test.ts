@@ -92,6 +92,10 @@ describe('reception desk in the browser', { timeout: 240_000 }, () => {
     await page.getByTestId('desk-invite-form').locator('button[type="submit"]').click();
     const link = await page.getByTestId('desk-invite-link').inputValue();
     expect(link).toMatch(new RegExp(`^${web.origin}/invite#[A-Za-z0-9_-]{20,}$`));
+    // No e-mail relay on this node: the desk says the link is to be passed on by hand (the admin page's words).
+    const sent = page.getByTestId('invitation-sent');
+    expect(await sent.getAttribute('data-emailed')).toBe('false');
+    expect(await sent.innerText()).toMatch(/^Invitación para nora\.vidal@example\.org creada\. Es válida hasta .+ canal de confianza:$/);
     await expectAccessible('04-invited');
 
     // On the server: the appointment names the new patient and the clinician; the invitation is reception's.

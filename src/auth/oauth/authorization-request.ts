@@ -3,7 +3,7 @@ import type { Database } from '../../db/schema.js';
 import type { Role } from '../roles.js';
 import { appScopesCover, needsPatientContext, parseAppScopes, type AppScopes } from './app-scopes.js';
 import { CHALLENGE_RE } from './authorization-codes.js';
-import { findAppClient, type AppClient } from './oauth-clients.js';
+import { findAppClient, redirectUriRegistered, type AppClient } from './oauth-clients.js';
 import { ScopeError } from './smart-scopes.js';
 
 /** The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, SMART App Launch `aud`). */
@@ -35,7 +35,8 @@ export async function checkAuthorizationRequest(db: Kysely<Database>, params: Au
   if (!client) return { kind: 'untrusted', problem: 'unknown-client' };
   // Exact match only (no prefix, no pattern): the commonest hole in OAuth servers.
   const redirectUri = params.redirect_uri;
-  if (!redirectUri || !client.redirectUris.includes(redirectUri)) return { kind: 'untrusted', problem: 'bad-redirect-uri' };
+  // Exact, except the port of a native app's loopback listener (RFC 8252 §7.3); loopback URIs are registered for public clients only.
+  if (!redirectUri || !redirectUriRegistered(client.redirectUris, redirectUri)) return { kind: 'untrusted', problem: 'bad-redirect-uri' };
 
   const state = params.state ?? '';
   const refuse = (error: AuthorizeErrorCode, description: string): CheckedRequest => ({ kind: 'refused', redirect: redirectWith(redirectUri, { error, error_description: description, state }), error, description });

@@ -122,8 +122,8 @@ export async function authorizeRoutes(app: FastifyInstance, ctx: AppContext): Pr
   });
 }
 
-/** Where the browser goes back to, as the user can recognise it: the site, or a native app's scheme. */
+/** Where the browser goes back to, as the user can recognise it: the site, a native app's loopback listener on this device, or its scheme. */
 function whereTo(redirectUri: string): string {
   const url = new URL(redirectUri);
-  return url.protocol === 'https:' ? url.origin : url.protocol.slice(0, -1);
+  return url.protocol === 'https:' || url.protocol === 'http:' ? url.origin : url.protocol.slice(0, -1);
 }

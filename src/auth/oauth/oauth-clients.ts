@@ -71,15 +71,42 @@ export interface ClientInput {
 }
 
 const MAX_REDIRECT_URIS = 10;
+/** The loopback addresses a native app listens on (RFC 8252 §7.3), as URL.hostname spells them. */
+const LOOPBACK_IPS = new Set(['127.0.0.1', '[::1]']);
+
+/**
+ * Whether a requested redirect URI is one of the registered ones: exactly, or for a registered
+ * loopback URI (http, 127.0.0.1 or [::1]) the same but on any port, since a native app listens on
+ * whatever port the system gives it (RFC 8252 §7.3). https and private-use URIs match exactly only.
+ */
+export function redirectUriRegistered(registered: readonly string[], requested: string): boolean {
+  if (registered.includes(requested)) return true;
+  let asked: URL;
+  try {
+    asked = new URL(requested);
+  } catch {
+    return false;
+  }
+  if (asked.protocol !== 'http:' || !LOOPBACK_IPS.has(asked.hostname) || asked.username || asked.password || requested.includes('#')) return false;
+  const withoutPort = (u: URL) => `${u.protocol}//${u.hostname}${u.pathname}${u.search}`;
+  return registered.some((uri) => {
+    try {
+      const known = new URL(uri);
+      return known.protocol === 'http:' && LOOPBACK_IPS.has(known.hostname) && withoutPort(known) === withoutPort(asked);
+    } catch {
+      return false;
+    }
+  });
+}
 
 /**
  * Why a redirect URI can't be registered, or undefined. https, or a private-use scheme in reverse
- * domain form (a native app, RFC 8252 §7.1: `org.example.app:/callback`). Never a fragment (RFC
- * 6749 §3.1.2). Not the loopback listener of RFC 8252 §7.3 (`http://127.0.0.1:port/`): the
- * shield refuses URLs naming loopback or internal hosts in any parameter (an SSRF probe), so such
- * an app could register but never sign in.
+ * domain form (a native app, RFC 8252 §7.1: `org.example.app:/callback`), or for a public client
+ * (a native app) the loopback listener of RFC 8252 §7.3: `http://127.0.0.1/cb` or `http://[::1]/cb`,
+ * any port accepted at sign-in (loopbackRedirectMatches). Not `localhost` (§8.3: it may resolve
+ * elsewhere). Never a fragment (RFC 6749 §3.1.2).
  */
-export function redirectUriProblem(uri: string): string | undefined {
+export function redirectUriProblem(uri: string, publicClient = false): string | undefined {
   if (uri.length > 1000) return 'is longer than 1000 characters';
   let url: URL;
   try {
@@ -90,7 +117,10 @@ export function redirectUriProblem(uri: string): string | undefined {
   if (uri.includes('#')) return 'must not have a fragment';
   if (url.username || url.password) return 'must not carry credentials';
   if (url.protocol === 'https:') return url.hostname ? undefined : 'has no host';
-  if (url.protocol === 'http:') return 'uses http: use https (or, for a native app, a private-use scheme like org.example.app:/callback)';
+  if (url.protocol === 'http:') {
+    if (!LOOPBACK_IPS.has(url.hostname)) return 'uses http: use https (or, for a native app, a private-use scheme like org.example.app:/callback, or its loopback listener http://127.0.0.1/…)';
+    return publicClient ? undefined : 'is a loopback address: only a public client (--public, a native app) may redirect to its own loopback listener';
+  }
   if (/^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/.test(url.protocol)) return undefined;
   return 'must be https or a reverse-domain private-use scheme (org.example.app:/callback)';
 }
@@ -105,7 +135,7 @@ export async function addClient(db: Kysely<Database>, input: ClientInput): Promi
   if (input.public && !app) throw new ClientError('--public needs at least one --redirect-uri: a public client is an app users sign in to');
   if (redirectUris.length > MAX_REDIRECT_URIS) throw new ClientError(`at most ${MAX_REDIRECT_URIS} --redirect-uri`);
   for (const uri of redirectUris) {
-    const problem = redirectUriProblem(uri);
+    const problem = redirectUriProblem(uri, input.public === true);
     if (problem) throw new ClientError(`--redirect-uri "${uri.slice(0, 100).replace(/[^\x20-\x7e]/g, '?')}" ${problem}`);
   }
   let scope: string;
@@ -231,6 +261,7 @@ export async function actorForAccessToken(db: Kysely<Database>, token: string, n
   if (row.account_id === null) return { ref: clientActorRef(row.client_id), scope: { kind: 'full' }, scopes };
   if (row.account_status !== 'active' || !row.role) return undefined;
   const resourceScopes = scopes.filter(isResourceScope);
+  const client = clientActorRef(row.client_id);
   const patientLevel = resourceScopes.some((s) => s.startsWith('patient/'));
   // The access policy sees the person; an app never gets more than they would (no break-the-glass
   // either: emergency access is opened in telesalud itself, with a reason, not by an app).
@@ -238,15 +269,15 @@ export async function actorForAccessToken(db: Kysely<Database>, token: string, n
     case 'patient': {
       const own = row.fhir_ref?.startsWith('Patient/') ? row.fhir_ref : undefined;
       const patients = own && (!patientLevel || row.patient === own) ? [own] : [];
-      return { ref: own ?? `account:${row.account_id}`, scope: { kind: 'patient-compartment', patients }, scopes: resourceScopes };
+      return { ref: own ?? `account:${row.account_id}`, scope: { kind: 'patient-compartment', patients }, scopes: resourceScopes, client, account: row.account_id };
     }
     case 'clinician':
       // Patient-level scopes need a patient in context, which staff tokens never have (see authorize).
       if (patientLevel) return undefined;
-      return { ref: row.fhir_ref ?? `account:${row.account_id}`, scope: { kind: 'clinician', practitioner: row.fhir_ref?.startsWith('Practitioner/') ? row.fhir_ref : '', breakGlass: [] }, scopes: resourceScopes };
+      return { ref: row.fhir_ref ?? `account:${row.account_id}`, scope: { kind: 'clinician', practitioner: row.fhir_ref?.startsWith('Practitioner/') ? row.fhir_ref : '', breakGlass: [] }, scopes: resourceScopes, client, account: row.account_id };
     case 'admin':
       if (patientLevel) return undefined;
-      return { ref: row.fhir_ref ?? `account:${row.account_id}`, scope: { kind: 'admin' }, scopes: resourceScopes };
+      return { ref: row.fhir_ref ?? `account:${row.account_id}`, scope: { kind: 'admin' }, scopes: resourceScopes, client, account: row.account_id };
     default:
       // A role this module does not know (yet) reaches nothing through an app.
       return undefined;

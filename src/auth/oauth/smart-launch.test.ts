@@ -15,6 +15,7 @@ import { createAccount, type NewAccount } from '../accounts/account-service.js';
 import { currentTotpCode } from '../mfa/totp.js';
 import { Repository } from '../../records/repository.js';
 import { addClient, revokeClient, type NewAppClient } from './oauth-clients.js';
+import { AUDIT_ACTOR_SYSTEM, toAuditEvent } from '../../audit/audit-event-fhir.js';
 
 const PASSWORD = 'lluvia-tranquila-sobre-Montevideo-42';
 const REDIRECT = 'https://diario.example.org/callback';
@@ -141,6 +142,47 @@ describe.each(STORE_KINDS)('SMART App Launch: authorization code with PKCE (%s)'
     expect(await auditRows('token-issued')).toContainEqual(expect.objectContaining({ actor: `client:${app.client_id}`, outcome: 'success', detail: expect.objectContaining({ grant: 'authorization_code', account: rosa.id }) }));
     const reads = await sql<{ actor: string }>`select actor from audit_event where action = 'read' and resource_type = 'Patient' and resource_id = ${rosa.patientId!}`.execute(node.ctx.store.db);
     expect(reads.rows.map((r) => r.actor)).toContain(`Patient/${rosa.patientId}`);
+  });
+
+  it('names the app in the audit trail: every access under its token, the AuditEvent export, and the patient\'s own "who accessed my record"', async () => {
+    const browser = await signedIn(rosa);
+    const { verifier, challenge } = pkce();
+    const params = authorizeParams({}, challenge);
+    const code = await approvedCode(browser, params);
+    const accessToken = (await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier, client_id: app.client_id })).json().access_token;
+    const readBy = await node.app.inject({ method: 'GET', url: `/fhir/R4/Observation/${rosaObservationId}`, headers: { authorization: `Bearer ${accessToken}` }, remoteAddress: '10.19.9.9' });
+    expect(readBy.statusCode).toBe(200);
+    await node.ctx.audit.settled();
+    const rows = await sql<any>`select seq, actor, action, resource_type, resource_id, patient, outcome, source, request_id, detail, recorded from audit_event where action = 'read' and resource_type = 'Observation' and resource_id = ${rosaObservationId} and source = '10.19.9.9'`.execute(node.ctx.store.db);
+    expect(rows.rows).toHaveLength(1);
+    const row = rows.rows[0];
+    // Rosa is who; the app is how: both are in the entry, under the hash chain (detail is covered).
+    expect(row).toMatchObject({ actor: `Patient/${rosa.patientId}`, patient: `Patient/${rosa.patientId}`, detail: { client: `client:${app.client_id}` } });
+    // A search under the token names it too (the search entry has its own detail).
+    await fhir(accessToken, `Observation?patient=${rosa.patientId}`);
+    await node.ctx.audit.settled();
+    const searches = await auditRows('search');
+    expect(searches.at(-1)).toMatchObject({ actor: `Patient/${rosa.patientId}`, detail: { client: `client:${app.client_id}` } });
+
+    // The FHIR AuditEvent: Rosa the requestor, the app a second agent (DICOM Application) at the network address.
+    const event = toAuditEvent(row) as any;
+    expect(event.agent).toEqual([
+      expect.objectContaining({ who: { reference: `Patient/${rosa.patientId}` }, requestor: true }),
+      { type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110150', display: 'Application' }] }, who: { identifier: { system: AUDIT_ACTOR_SYSTEM, value: `client:${app.client_id}` } }, requestor: false, network: { address: '10.19.9.9', type: '2' } },
+    ]);
+    expect(event.agent[0].network).toBeUndefined();
+    expect(JSON.stringify(event.entity ?? [])).not.toContain('"client"');
+
+    // Her own view lists what the app did in her name (her own direct accesses stay out).
+    const own = await browser.get(`/fhir/R4/Observation/${rosaObservationId}`);
+    expect(own.statusCode).toBe(200);
+    const view = await browser.get('/api/me/record-access?_count=100');
+    expect(view.statusCode).toBe(200);
+    const entries = view.json().entries as any[];
+    const viaApp = entries.filter((e) => e.through);
+    expect(viaApp.length).toBeGreaterThan(0);
+    expect(viaApp).toContainEqual(expect.objectContaining({ action: 'read', resource: `Observation/${rosaObservationId}`, who: { role: 'patient', display: 'Rosa Aplicación' }, through: { client: `client:${app.client_id}`, name: 'Diario de salud' } }));
+    expect(entries.every((e) => e.through || e.who.role !== 'patient')).toBe(true);
   });
 
   it('lets a confidential app redeem only with its secret', async () => {
@@ -399,6 +441,35 @@ describe.each(STORE_KINDS)('SMART App Launch: authorization code with PKCE (%s)'
     await expect(addClient(node.ctx.store.db, { name: 'x', scopes: 'patient/*.read', public: true })).rejects.toThrow(/--public needs/);
     const native = await addClient(node.ctx.store.db, { name: 'móvil', scopes: 'launch/patient patient/Observation.rs', redirectUris: ['org.example.diario:/cb', 'https://diario.example.org/movil'], public: true });
     expect(native).toEqual({ client_id: expect.stringMatching(/^tsc-/), name: 'móvil', scope: 'patient/Observation.rs launch/patient', type: 'public', redirect_uris: ['org.example.diario:/cb', 'https://diario.example.org/movil'] });
+  });
+
+  it('lets a native app sign in through its loopback listener on any port (RFC 8252 §7.3), past the shield', async () => {
+    // Loopback redirects are for public clients, over http at the address only (not "localhost").
+    await expect(addClient(node.ctx.store.db, { name: 'x', scopes: 'patient/*.read', redirectUris: ['http://127.0.0.1/cb'] })).rejects.toThrow(/only a public client/);
+    await expect(addClient(node.ctx.store.db, { name: 'x', scopes: 'patient/*.read', redirectUris: ['http://localhost/cb'], public: true })).rejects.toThrow(/use https/);
+    const desktop = (await addClient(node.ctx.store.db, { name: 'Diario de escritorio', scopes: 'launch/patient patient/*.read', redirectUris: ['http://127.0.0.1/callback', 'http://[::1]/callback'], public: true })) as NewAppClient;
+    const browser = await signedIn(rosa);
+    for (const redirect of ['http://127.0.0.1:51723/callback', 'http://[::1]:40001/callback']) {
+      const { verifier, challenge } = pkce();
+      const params = authorizeParams({ client_id: desktop.client_id, redirect_uri: redirect, scope: 'launch/patient patient/*.read' }, challenge);
+      const code = await approvedCode(browser, params);
+      const res = await token({ grant_type: 'authorization_code', code, redirect_uri: redirect, code_verifier: verifier, client_id: desktop.client_id });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json().patient).toBe(rosa.patientId);
+    }
+    // Only the port is free: another path is no registered URI; https or http to another address is not even let in.
+    const otherPath = await authorize(authorizeParams({ client_id: desktop.client_id, redirect_uri: 'http://127.0.0.1:51723/other', scope: 'launch/patient patient/*.read' }));
+    expect(otherPath.statusCode).toBe(303);
+    expect(otherPath.headers.location).toBe('/authorize?problem=bad-redirect-uri');
+    for (const redirect of ['https://127.0.0.1:51723/callback', 'http://127.0.0.2:51723/callback', 'http://169.254.169.254/callback']) {
+      const start = await authorize(authorizeParams({ client_id: desktop.client_id, redirect_uri: redirect, scope: 'launch/patient patient/*.read' }));
+      expect(start.statusCode, redirect).toBe(403);
+      expect(start.headers['x-refused-by'], redirect).toBe('shield');
+    }
+    // The token endpoint's system scopes pass the shield too (the php-function-call rule read them as a call).
+    const backend = await node.app.inject({ method: 'POST', url: '/oauth2/token', headers: FORM, payload: 'grant_type=client_credentials&scope=system%2F*.read', remoteAddress: nextSource() });
+    expect(backend.headers['x-refused-by']).toBeUndefined();
+    expect(backend.statusCode).toBe(401);
   });
 });
 

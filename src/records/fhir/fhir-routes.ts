@@ -73,7 +73,7 @@ export async function fhirRoutes(app: FastifyInstance, ctx: AppContext): Promise
       });
     } catch (err) {
       if (err instanceof ScopeRefused) {
-        await ctx.audit.record({ actor: request.actor!.ref, action: SCOPE_ACTIONS[err.interaction], resourceType: err.resourceType, outcome: 'denied', source: request.ip, requestId: request.id, detail: { reason: 'scope' } });
+        await ctx.audit.record({ actor: request.actor!.ref, action: SCOPE_ACTIONS[err.interaction], resourceType: err.resourceType, outcome: 'denied', source: request.ip, requestId: request.id, detail: { reason: 'scope', ...(request.actor!.client ? { client: request.actor!.client } : {}) } });
       }
       throw err;
     }

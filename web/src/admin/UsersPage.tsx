@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { InvitationSentNotice } from '../app/InvitationSentNotice.js';
 import type { Account } from '../auth/session.js';
 import { adminApi } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
@@ -292,7 +293,7 @@ function InviteForm({ onInvited }: { onInvited: () => void }) {
       <div aria-live="polite">
         {created && (
           <div className="notice stack" data-testid="invite-created">
-            <p>{t(created.emailed ? 'admin.users.invite.emailed' : 'admin.users.invite.created', { email: created.email, when: dateTime(created.expiresAt) })}</p>
+            <InvitationSentNotice email={created.email} expiresAt={created.expiresAt} emailed={created.emailed} />
             <label>
               {t('admin.users.invite.link')}
               <input type="text" readOnly value={created.url} onFocus={(e) => e.target.select()} data-testid="invite-url" />

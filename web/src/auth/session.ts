@@ -9,11 +9,19 @@ export interface Account {
   name?: string;
 }
 
+let emailEnabled = false;
+
+/** Whether this installation e-mails links and invitations (as of the last session check); off until known. */
+export function canSendEmail(): boolean {
+  return emailEnabled;
+}
+
 /** The signed-in account, or undefined when this browser has no valid session. */
 export async function currentSession(): Promise<Account | undefined> {
   try {
     // api() keeps the session's CSRF token for the page's next change.
-    const session = await api<{ account: Account; csrfToken: string; clinic?: { timeZone: string } }>('GET', '/api/auth/session');
+    const session = await api<{ account: Account; csrfToken: string; clinic?: { timeZone: string }; emailEnabled?: boolean }>('GET', '/api/auth/session');
+    emailEnabled = session.emailEnabled === true;
     // Before the page renders any time: they are all shown in the clinic's zone.
     adoptClinicTimeZone(session);
     return session.account;

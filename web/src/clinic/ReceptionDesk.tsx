@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
+import { InvitationSentNotice } from '../app/InvitationSentNotice.js';
 import { ApiError } from '../app/api.js';
 import { bookingFor, loadFreeSlots, loadOffers, type Offer, type Slot } from '../portal/appointments.js';
 import { call, fhirCreate, personName, search, type Resource } from './fhir.js';
@@ -220,7 +221,7 @@ function Book({ patient, onBooked }: { patient: Patient; onBooked: (b: { start: 
 function Invite({ patient }: { patient: Patient }) {
   const { t } = useTranslation();
   const [email, setEmail] = useState(emailOf(patient) ?? '');
-  const [link, setLink] = useState<{ url: string; expiresAt: string }>();
+  const [link, setLink] = useState<{ url: string; expiresAt: string; emailed?: boolean; email: string }>();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
 
@@ -229,7 +230,8 @@ function Invite({ patient }: { patient: Patient }) {
     setBusy(true);
     setError(undefined);
     try {
-      setLink(await call<{ url: string; expiresAt: string }>('POST', '/api/invitations', { body: { email: email.trim(), patientId: patient.id } }));
+      const created = await call<{ url: string; expiresAt: string; emailed?: boolean }>('POST', '/api/invitations', { body: { email: email.trim(), patientId: patient.id } });
+      setLink({ ...created, email: email.trim() });
     } catch (err) {
       setError(err instanceof ApiError && err.status === 409 ? t('clinic.desk.hasAccount') : errorText(t, err));
     } finally {
@@ -251,7 +253,7 @@ function Invite({ patient }: { patient: Patient }) {
         </form>
       ) : (
         <div className="stack tight" role="status">
-          <p>{t('clinic.desk.invited')}</p>
+          <InvitationSentNotice email={link.email} expiresAt={link.expiresAt} emailed={link.emailed} />
           <input readOnly value={link.url} aria-label={t('clinic.desk.inviteLink')} data-testid="desk-invite-link" onFocus={(e) => e.target.select()} />
         </div>
       )}

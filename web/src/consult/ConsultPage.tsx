@@ -8,6 +8,8 @@ import { telehealthConsent } from '../privacy/consent.js';
 import { CallSession } from './call-session.js';
 import { CallScreen } from './CallScreen.js';
 import { DeviceCheck } from './DeviceCheck.js';
+import { useGuestPreview } from './guest-preview.js';
+import { clinicZoneName, formatClinicTime } from '../app/clinic-time.js';
 import { useCallState } from './useCallState.js';
 import { VideoTile } from './VideoTile.js';
 
@@ -40,8 +42,9 @@ function takeGuestToken(): string | undefined {
  * waiting room → call.
  */
 export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; guest?: boolean }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const [guestToken] = useState(() => (guest ? takeGuestToken() : undefined));
+  const preview = useGuestPreview(guestToken);
   const [ready, setReady] = useState(!!guest);
   const [session, setSession] = useState<CallSession>();
   const [account, setAccount] = useState<Account>();
@@ -72,11 +75,19 @@ export function ConsultPage({ appointmentId, guest }: { appointmentId?: string; 
   useEffect(() => () => session?.close(), [session]);
 
   if (guest && !guestToken) return <Refusal text={t('consult.noToken')} />;
-  if (!ready) return <main className="narrow" aria-busy="true" />;
+  if (guest && preview.state === 'unusable') return <Refusal title={t('consult.refused.title')} text={t('consult.guestPreview.unusable')} testId="guest-link-unusable" />;
+  if (!ready || preview.state === 'loading') return <main className="narrow" aria-busy="true" />;
   if (consentFor) return <ConsentStep noticeVersion={consentFor} onConsented={() => setConsentFor(undefined)} />;
   if (!session) {
     return (
       <DeviceCheck
+        notice={
+          preview.state === 'usable' && preview.start ? (
+            <p data-testid="guest-appointment-time">
+              {t('consult.guestPreview.scheduled', { time: formatClinicTime(preview.start, i18n.language, { dateStyle: 'full', timeStyle: 'short' }), zone: clinicZoneName(preview.start, i18n.language) })}
+            </p>
+          ) : undefined
+        }
         onJoin={(media) => {
           const target = guestToken ? { guestToken } : { appointmentId: appointmentId! };
           // Only the benchmark's own build can turn encryption off; in the product this is constant true.

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
 import { e2eeMethod } from './e2ee/e2ee-support.js';
 import { listDevices, openLocalMedia, stopStream, type DeviceChoice, type DeviceLists, type MediaProblem } from './local-media.js';
@@ -9,7 +9,7 @@ import { VideoTile } from './VideoTile.js';
  * browser blocks the devices the page says how to unblock them, and joining still works
  * (to listen and be heard in chat).
  */
-export function DeviceCheck({ onJoin }: { onJoin(stream: MediaStream): void }) {
+export function DeviceCheck({ onJoin, notice }: { onJoin(stream: MediaStream): void; /** Shown under the title (a guest's appointment time). */ notice?: ReactNode }) {
   const { t } = useTranslation();
   const [choice, setChoice] = useState<DeviceChoice>({});
   const [stream, setStream] = useState<MediaStream>();
@@ -42,6 +42,7 @@ export function DeviceCheck({ onJoin }: { onJoin(stream: MediaStream): void }) {
   return (
     <main className="narrow stack" data-testid="device-check">
       <h1>{t('consult.checkTitle')}</h1>
+      {notice}
       <p>{t('consult.checkIntro')}</p>
       <VideoTile track={videoTrack} muted mirrored label={t('consult.you')} />
       {problemText && (

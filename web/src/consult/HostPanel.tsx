@@ -1,7 +1,8 @@
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import type { ParticipantInfo } from '../../../src/consult/signaling-protocol.js';
-import { api } from '../app/api.js';
+import { ApiError, api } from '../app/api.js';
+import { canSendEmail } from '../auth/session.js';
 import { tooManyRequestsText } from '../app/too-many-requests.js';
 import { formatClinicTime } from '../app/clinic-time.js';
 
@@ -41,20 +42,44 @@ export function HostPanel({ appointmentId, lobby, onAdmit, onDecline }: { appoin
   );
 }
 
+/** Same shape the server accepts (src/consult/consult-routes.ts): checked here too so a typo is named before anything is created. */
+const EMAIL_SHAPE = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{2,63}$/;
+const MAIL_LANGUAGES = ['es', 'en'] as const;
+
 function GuestInvite({ appointmentId }: { appointmentId: string }) {
   const { t, i18n } = useTranslation();
   const [label, setLabel] = useState('');
-  const [link, setLink] = useState<{ url: string; expiresAt: string }>();
+  const [link, setLink] = useState<{ url: string; expiresAt: string; emailedTo?: string }>();
   const [failed, setFailed] = useState<string>();
   const [copied, setCopied] = useState(false);
+  const [busy, setBusy] = useState(false);
+  // Offered only where the installation sends e-mail (the session says so); otherwise the link is copied by hand.
+  const [mailable] = useState(canSendEmail);
+  const [byEmail, setByEmail] = useState(false);
+  const [email, setEmail] = useState('');
+  const [emailInvalid, setEmailInvalid] = useState(false);
+  const [language, setLanguage] = useState<(typeof MAIL_LANGUAGES)[number]>(i18n.language === 'en' ? 'en' : 'es');
 
   async function create() {
     setFailed(undefined);
     setCopied(false);
+    const address = email.trim();
+    const sending = mailable && byEmail;
+    if (sending && !EMAIL_SHAPE.test(address)) {
+      setEmailInvalid(true);
+      return;
+    }
+    setEmailInvalid(false);
+    setBusy(true);
     try {
-      setLink(await api<{ url: string; expiresAt: string }>('POST', `/api/consult/appointments/${encodeURIComponent(appointmentId)}/guest-links`, { label: label.trim() || t('consult.kind.guest') }));
+      const body = { label: label.trim() || t('consult.kind.guest'), ...(sending ? { email: address, language } : {}) };
+      const created = await api<{ url: string; expiresAt: string; emailed?: boolean }>('POST', `/api/consult/appointments/${encodeURIComponent(appointmentId)}/guest-links`, body);
+      setLink({ url: created.url, expiresAt: created.expiresAt, ...(created.emailed ? { emailedTo: address } : {}) });
     } catch (err) {
-      setFailed(tooManyRequestsText(t, err) ?? t('consult.linkFailed'));
+      const refusedAddress = sending && err instanceof ApiError && err.status === 400;
+      setFailed(tooManyRequestsText(t, err) ?? (refusedAddress ? t('consult.emailRefused') : t('consult.linkFailed')));
+    } finally {
+      setBusy(false);
     }
   }
 
@@ -63,12 +88,60 @@ function GuestInvite({ appointmentId }: { appointmentId: string }) {
       <h3>{t('consult.guestLink')}</h3>
       <label>
         {t('consult.guestLabel')}
-        <input type="text" maxLength={80} value={label} onChange={(e) => setLabel(e.target.value)} data-testid="guest-label" />
+        <input type="text" maxLength={40} value={label} onChange={(e) => setLabel(e.target.value)} data-testid="guest-label" />
       </label>
-      <button type="button" onClick={() => void create()} data-testid="create-guest-link">
+      {mailable && (
+        <>
+          <label className="inline">
+            <input type="checkbox" checked={byEmail} onChange={(e) => setByEmail(e.target.checked)} data-testid="guest-by-email" />
+            {t('consult.sendByEmail')}
+          </label>
+          {byEmail && (
+            <>
+              <label>
+                {t('consult.guestEmail')}
+                <input
+                  type="email"
+                  value={email}
+                  maxLength={254}
+                  autoComplete="off"
+                  required
+                  onChange={(e) => setEmail(e.target.value)}
+                  aria-invalid={emailInvalid}
+                  aria-describedby={emailInvalid ? 'guest-email-error' : undefined}
+                  data-testid="guest-email"
+                />
+              </label>
+              {emailInvalid && (
+                <p id="guest-email-error" role="alert" className="error">
+                  {t('consult.guestEmailInvalid')}
+                </p>
+              )}
+              <label>
+                {t('consult.guestEmailLanguage')}
+                <select value={language} onChange={(e) => setLanguage(e.target.value === 'en' ? 'en' : 'es')} data-testid="guest-email-language">
+                  {MAIL_LANGUAGES.map((code) => (
+                    <option key={code} value={code} lang={code}>
+                      {t(`consult.languageName.${code}`)}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            </>
+          )}
+        </>
+      )}
+      <button type="button" onClick={() => void create()} disabled={busy} data-testid="create-guest-link">
         {t('consult.createLink')}
       </button>
       {failed && <p role="alert" className="error">{failed}</p>}
+      <div aria-live="polite">
+        {link?.emailedTo && (
+          <p className="ok" data-testid="guest-link-emailed">
+            {t('consult.linkEmailed', { email: link.emailedTo })}
+          </p>
+        )}
+      </div>
       {link && (
         <div className="row">
           <input type="text" readOnly value={link.url} data-testid="guest-link" aria-label={t('consult.guestLink')} onFocus={(e) => e.target.select()} />

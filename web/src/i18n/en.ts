@@ -73,6 +73,11 @@ export const en = {
       DocumentReference: 'documents',
     },
   },
+  // A portal invitation just created (app/InvitationSentNotice.tsx): admin users page and reception desk.
+  invitationSent: {
+    created: 'Invitation for {{email}} created. It is valid until {{when}}. Send this link to them by a channel you trust:',
+    emailed: 'Invitation for {{email}} created and e-mailed to them. It is valid until {{when}}. Should it not arrive, send them this same link by a channel you trust:',
+  },
   consult: {
     checkTitle: 'Before you join',
     checkIntro: 'Check that we can see and hear you. Nobody sees you until the clinician lets you in.',
@@ -134,6 +139,17 @@ export const en = {
     copied: 'Copied',
     linkExpires: 'Single use; expires {{time}}.',
     linkFailed: 'The link could not be created.',
+    sendByEmail: 'Also send it by e-mail',
+    guestEmail: "Guest's e-mail address",
+    guestEmailInvalid: 'Enter a whole e-mail address, like name@example.org, or untick "Also send it by e-mail".',
+    guestEmailLanguage: 'Language of the e-mail',
+    languageName: { es: 'Spanish', en: 'English' },
+    linkEmailed: 'Link created and e-mailed to {{email}}. Should it not arrive, copy the link below and send it another way.',
+    emailRefused: 'The link was not created: that e-mail address was not accepted. Check it and try again.',
+    guestPreview: {
+      scheduled: 'Your consultation is scheduled for {{time}} (clinic time, {{zone}}).',
+      unusable: 'This link can no longer be used: it may have expired or been used already. Ask the clinic for a new one.',
+    },
     ended: {
       ended: 'The consultation has ended.',
       left: 'You left the consultation.',

@@ -76,6 +76,11 @@ export const es: Widen<typeof en> = {
       DocumentReference: 'documentos',
     },
   },
+  // Una invitación al portal recién creada (app/InvitationSentNotice.tsx): usuarios (admin) y recepción.
+  invitationSent: {
+    created: 'Invitación para {{email}} creada. Es válida hasta {{when}}. Envíele este enlace por un canal de confianza:',
+    emailed: 'Invitación para {{email}} creada y enviada por correo. Es válida hasta {{when}}. Si no le llega, envíele este mismo enlace por un canal de confianza:',
+  },
   consult: {
     checkTitle: 'Antes de entrar',
     checkIntro: 'Compruebe que le vemos y le oímos. Nadie le ve hasta que el profesional le deje pasar.',
@@ -137,6 +142,17 @@ export const es: Widen<typeof en> = {
     copied: 'Copiado',
     linkExpires: 'De un solo uso; caduca {{time}}.',
     linkFailed: 'No se pudo crear el enlace.',
+    sendByEmail: 'Enviarlo también por correo electrónico',
+    guestEmail: 'Correo electrónico de la persona invitada',
+    guestEmailInvalid: 'Escriba una dirección de correo completa, como nombre@ejemplo.org, o desmarque «Enviarlo también por correo electrónico».',
+    guestEmailLanguage: 'Idioma del correo',
+    languageName: { es: 'Español', en: 'Inglés' },
+    linkEmailed: 'Enlace creado y enviado por correo a {{email}}. Si no le llega, copie el enlace de abajo y envíelo por otro medio.',
+    emailRefused: 'No se creó el enlace: esa dirección de correo no fue aceptada. Revísela e inténtelo de nuevo.',
+    guestPreview: {
+      scheduled: 'Su consulta está programada para el {{time}} (hora de la clínica, {{zone}}).',
+      unusable: 'Este enlace ya no se puede usar: puede que haya caducado o que ya se haya usado. Pida uno nuevo a la clínica.',
+    },
     ended: {
       ended: 'La consulta ha terminado.',
       left: 'Ha salido de la consulta.',

@@ -185,13 +185,14 @@ export const portalEn = {
   },
   access: {
     title: 'Who has accessed my record',
-    intro: 'Every time someone other than you looks at or changes your record, it is written down. This is that list, newest first.',
+    intro: 'Every time someone other than you, or an app you connected, looks at or changes your record, it is written down. This is that list, newest first.',
     none: 'Nobody else has accessed your record yet.',
     when: 'When',
     who: 'Who',
     what: 'What',
     more: 'Show more',
     refused: 'refused',
+    through: 'through {{app}}',
     roles: { clinician: 'clinician', reception: 'reception desk', admin: 'administrator', integration: 'connected system', system: 'telesalud', patient: 'patient', other: 'other' },
     actions: {
       read: 'looked at',
@@ -467,13 +468,14 @@ export const portalEs: Widen<typeof portalEn> = {
   },
   access: {
     title: 'Quién ha accedido a mi historia',
-    intro: 'Cada vez que alguien que no es usted consulta o cambia su historia, queda anotado. Esta es esa lista, de lo más reciente a lo más antiguo.',
+    intro: 'Cada vez que alguien que no es usted, o una aplicación que usted conectó, consulta o cambia su historia, queda anotado. Esta es esa lista, de lo más reciente a lo más antiguo.',
     none: 'Nadie más ha accedido todavía a su historia.',
     when: 'Cuándo',
     who: 'Quién',
     what: 'Qué',
     more: 'Ver más',
     refused: 'denegado',
+    through: 'a través de {{app}}',
     roles: { clinician: 'profesional sanitario', reception: 'recepción', admin: 'administrador', integration: 'sistema conectado', system: 'telesalud', patient: 'paciente', other: 'otro' },
     actions: {
       read: 'consultó',
