@@ -16,7 +16,7 @@ export interface RecordAccess {
   outcome: string;
   who: { role: string; display: string; reference?: string };
   /** The app the access was made through (an OAuth client acting for `who`): "Ana López through Diario de salud". */
-  through?: { client: string; name: string };
+  through?: { client: string; name?: string };
 }
 
 /**
@@ -95,7 +95,9 @@ const throughClient = (row: { detail: unknown }): string | undefined => {
 };
 
 function throughApp(client: string | undefined, names: Map<string, string>): Pick<RecordAccess, 'through'> {
-  return client ? { through: { client, name: names.get(client) ?? 'external app' } } : {};
+  // A client whose row is gone has no name: the page says "an app" in the reader's language.
+  const name = client ? names.get(client) : undefined;
+  return client ? { through: { client, ...(name ? { name } : {}) } } : {};
 }
 
 async function clientNames(ctx: AppContext, clients: string[]): Promise<Map<string, string>> {

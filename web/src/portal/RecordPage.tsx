@@ -33,7 +33,7 @@ interface Access {
   outcome: string;
   who: { role: string; display: string };
   /** The app the access went through, when an app acted for someone. */
-  through?: { client: string; name: string };
+  through?: { client: string; name?: string };
 }
 
 interface PatientRecord {
@@ -253,7 +253,7 @@ function RecordAccess() {
                   <td>{formatDateTime(e.when)}</td>
                   <td>
                     {e.who.display}
-                    {e.through ? ` ${t('portal.access.through', { app: e.through.name })}` : ''}
+                    {e.through ? ` ${t('portal.access.through', { app: e.through.name ?? t('portal.access.unknownApp') })}` : ''}
                     {e.who.role !== 'system' && <span className="hint"> ({t(`portal.access.roles.${e.who.role}`, { defaultValue: e.who.role })})</span>}
                   </td>
                   <td>

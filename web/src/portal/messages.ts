@@ -193,6 +193,7 @@ export const portalEn = {
     more: 'Show more',
     refused: 'refused',
     through: 'through {{app}}',
+    unknownApp: 'an app that is no longer registered',
     roles: { clinician: 'clinician', reception: 'reception desk', admin: 'administrator', integration: 'connected system', system: 'telesalud', patient: 'patient', other: 'other' },
     actions: {
       read: 'looked at',
@@ -476,6 +477,7 @@ export const portalEs: Widen<typeof portalEn> = {
     more: 'Ver más',
     refused: 'denegado',
     through: 'a través de {{app}}',
+    unknownApp: 'una aplicación que ya no está registrada',
     roles: { clinician: 'profesional sanitario', reception: 'recepción', admin: 'administrador', integration: 'sistema conectado', system: 'telesalud', patient: 'paciente', other: 'otro' },
     actions: {
       read: 'consultó',
