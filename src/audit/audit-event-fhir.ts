@@ -53,8 +53,11 @@ const KINDS: Record<string, { type: Coding; subtype?: Coding; action: 'C' | 'R' 
   'token-refused': { type: dcm('110114', 'User Authentication'), subtype: dcm('110122', 'Login'), action: 'E' },
   'client-added': { type: dcm('110136', 'Security Roles Changed'), action: 'C' },
   'client-revoked': { type: dcm('110136', 'Security Roles Changed'), action: 'D' },
+  'app-revoked': { type: dcm('110136', 'Security Roles Changed'), action: 'D' },
   'audit-search': { type: dcm('110101', 'Audit Log Used'), action: 'E' },
   'audit-export': { type: dcm('110101', 'Audit Log Used'), subtype: dcm('110106', 'Export'), action: 'R' },
+  // An e-mail about a patient handed to the SMTP relay: data leaving the system.
+  'notification-sent': { type: dcm('110106', 'Export'), action: 'R' },
   // Retention removed the oldest entries (the range is in the detail).
   'audit-truncated': { type: dcm('110101', 'Audit Log Used'), action: 'D' },
 };

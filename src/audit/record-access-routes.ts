@@ -14,7 +14,8 @@ export interface RecordAccess {
   /** `Type/id` of what was touched, when the entry names one. */
   resource?: string;
   outcome: string;
-  who: { role: string; display: string; reference?: string };
+  /** `display` is absent for an integration no longer registered: the page names it in the reader's language. */
+  who: { role: string; display?: string; reference?: string };
   /** The app the access was made through (an OAuth client acting for `who`): "Ana López through Diario de salud". */
   through?: { client: string; name?: string };
 }
@@ -76,7 +77,10 @@ async function describeActors(ctx: AppContext, records: Repository, actors: stri
     const acct = accounts.find((a) => (practitioner ? a.fhir_ref === actor : `account:${a.id}` === actor));
     if (practitioner) described.set(actor, { role: acct?.role ?? 'clinician', display: names.get(actor) ?? acct?.display_name ?? 'clinician', reference: actor });
     else if (acct) described.set(actor, { role: acct.role, display: acct.display_name ?? acct.role });
-    else if (actor.startsWith('client:')) described.set(actor, { role: 'integration', display: clients.find((c) => `client:${c.id}` === actor)?.name ?? 'external system' });
+    else if (actor.startsWith('client:')) {
+      const name = clients.find((c) => `client:${c.id}` === actor)?.name;
+      described.set(actor, { role: 'integration', ...(name ? { display: name } : {}) });
+    }
     else if (actor === 'admin-token') described.set(actor, { role: 'admin', display: 'administrator (installation token)' });
     else if (actor === 'system' || actor.startsWith('system:')) described.set(actor, { role: 'system', display: 'telesalud' });
     else described.set(actor, { role: 'other', display: 'other' });

@@ -129,7 +129,7 @@ export async function consultRoutes(app: FastifyInstance, ctx: AppContext): Prom
       let emailed: string | undefined;
       if (email !== undefined && ctx.notifications) {
         // Only the link and its expiry: neither the patient nor the reason for the consultation.
-        emailed = await ctx.notifications.queue(ctx.store.db, { template: 'consult-guest-link', to: email, language: body.language ?? ctx.notifications.defaultLanguage, link: url, expiresAt: link.expires.toISOString() });
+        emailed = await ctx.notifications.queue(ctx.store.db, { template: 'consult-guest-link', to: email, language: body.language ?? ctx.notifications.defaultLanguage, link: url, expiresAt: link.expires.toISOString(), ...(patient ? { patient } : {}) });
         ctx.notifications.sendSoon();
       }
       await rooms.recordAudit({ actor: host, action: 'consult-guest-link', appointmentId: id, patient, outcome: 'success', source: request.ip, requestId: request.id, detail: { link: link.id, expires: link.expires.toISOString(), ...(emailed ? { emailMessage: emailed } : {}) } });

@@ -17,6 +17,7 @@ import * as notificationOutbox from './migrations/0018-notification-outbox.js';
 import * as smartAppLaunch from './migrations/0019-smart-app-launch.js';
 import * as receptionRole from './migrations/0020-reception-role.js';
 import * as searchStringRecency from './migrations/0021-search-string-recency.js';
+import * as auditSeqIdentity from './migrations/0022-audit-seq-identity.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -42,6 +43,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0019-smart-app-launch': smartAppLaunch,
   '0020-reception-role': receptionRole,
   '0021-search-string-recency': searchStringRecency,
+  '0022-audit-seq-identity': auditSeqIdentity,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {

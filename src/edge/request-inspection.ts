@@ -21,6 +21,8 @@ export interface InspectedRequest {
   knownPath?: boolean;
   /** The host name of TELESALUD_PUBLIC_URL: a Host header naming it is never an anomaly, even as an address. */
   publicHost?: string;
+  /** This server's FHIR base URL (TELESALUD_PUBLIC_URL + /fhir/R4): SMART's `aud` names it, whatever its host. */
+  fhirBase?: string;
 }
 
 export interface Verdict {
@@ -66,7 +68,7 @@ class Collector {
   constructor(
     private readonly proseAllowed: boolean,
     /** The matched route, for the OAuth routes' positive model of their parameters (oauth-parameters.ts). */
-    private readonly route?: { method: string; url: string; publicHost?: string | undefined },
+    private readonly route?: { method: string; url: string; fhirBase?: string | undefined },
   ) {}
 
   /**
@@ -81,7 +83,7 @@ class Collector {
     } catch {
       return false;
     }
-    const remainder = oauthParameterRemainder(this.route.method, this.route.url, name, value, this.route.publicHost);
+    const remainder = oauthParameterRemainder(this.route.method, this.route.url, name, value, this.route.fhirBase);
     if (remainder === undefined) return false;
     if (remainder !== '') this.value(remainder, ctx, location);
     return true;
@@ -248,7 +250,7 @@ function routeParameters(rawPath: string, routeUrl: string | undefined): string 
 
 /** Reads everything the request carries, and scores it. */
 export function inspectRequest(req: InspectedRequest): Verdict {
-  const c = new Collector(req.route !== undefined, req.route ? { method: req.method, url: req.route.url, publicHost: req.publicHost } : undefined);
+  const c = new Collector(req.route !== undefined, req.route ? { method: req.method, url: req.route.url, fhirBase: req.fhirBase } : undefined);
   const q = req.url.indexOf('?');
   const rawPath = q < 0 ? req.url : req.url.slice(0, q);
   const query = q < 0 ? '' : req.url.slice(q + 1);

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import type { AppContext } from '../server/app-context.js';
 import { InMemoryBanStore, type BanStore } from './ban-store.js';
+import { FHIR_BASE } from './oauth-parameters.js';
 import { bareType, browserOwnPath, inspectRequest, type InspectedRequest, type Verdict } from './request-inspection.js';
 import { ShieldStats } from './shield-stats.js';
 import { ALLOWED_METHODS, KNOWN_BODY_TYPES } from './protocol-rules.js';
@@ -69,6 +70,7 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
   const allowedRoutes: AllowedRoute[] = [];
   const stats = new ShieldStats(bans);
   const publicHost = new URL(ctx.config.publicUrl).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const fhirBase = `${ctx.config.publicUrl}${FHIR_BASE}`;
   app.decorate('shieldStats', stats);
   app.decorate('shieldAllowedRoutes', () => allowedRoutes.map((route) => ({ ...route, types: [...route.types], paramPatterns: { ...route.paramPatterns } })));
   if (!enabled) ctx.logger.warn('the shield is off (TELESALUD_SHIELD=off): requests are not inspected; use this for benchmarks and diagnosis only');
@@ -146,6 +148,7 @@ async function shieldPlugin(app: FastifyInstance, ctx: AppContext & ShieldOption
       route: routeUrl ? { url: routeUrl, fhirSearch: request.method === 'GET' && routeUrl === '/fhir/R4/:type' } : undefined,
       knownPath: allowed.length > 0,
       publicHost,
+      fhirBase,
     };
     const verdict = inspectRequest(inspected);
     if (verdict.blocked) {

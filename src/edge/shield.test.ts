@@ -8,6 +8,7 @@ import { buildApp } from '../server/app.js';
 import { loadTlsMaterial, TLS_OPTIONS } from '../server/tls.js';
 import { startTestNode, STORE_KINDS, type TestNode } from '../test-support/test-node.js';
 import { patient } from '../test-support/fixtures.js';
+import { addClient, type NewAppClient } from '../auth/oauth/oauth-clients.js';
 import { InMemoryBanStore } from './ban-store.js';
 import { inspectRequest, inspectWebSocketMessage } from './request-inspection.js';
 import { benignRequests, benignSignalingMessages } from './benign-corpus/benign-requests.js';
@@ -468,5 +469,55 @@ describe('the shield behind a load balancer (TELESALUD_TRUSTED_PROXIES)', () => 
     await attack('198.51.100.4', '203.0.113.99');
     expect((await metadata('198.51.100.4', '203.0.113.100')).statusCode).toBe(403);
     expect((await metadata('10.77.0.2', '203.0.113.99')).statusCode).toBe(200);
+  });
+});
+
+describe.each(['https://10.1.2.3', 'https://[fd00::7]:8443'])('the shield of a deployment reached by an address (TELESALUD_PUBLIC_URL=%s): SMART App Launch', (publicUrl) => {
+  let node: TestNode;
+  let app: NewAppClient;
+  const fhirBase = `${publicUrl}/fhir/R4`;
+  const host = new URL(publicUrl).host;
+  const browser = { host, accept: 'text/html,application/xhtml+xml,*/*;q=0.8', 'accept-language': 'es-AR,es;q=0.9', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36' };
+  let source = 0;
+  const from = () => `10.31.0.${++source}`;
+
+  beforeAll(async () => {
+    node = await startTestNode('pglite', { TELESALUD_PUBLIC_URL: publicUrl });
+    app = (await addClient(node.ctx.store.db, { name: 'Diario', scopes: 'launch/patient patient/*.read offline_access', redirectUris: ['https://app.example/cb', 'http://127.0.0.1:51723/cb'], public: true })) as NewAppClient;
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  const smart = (overrides: Record<string, string> = {}) =>
+    new URLSearchParams({ response_type: 'code', client_id: app.client_id, redirect_uri: 'http://127.0.0.1:51723/cb', scope: 'launch/patient patient/*.read offline_access openid', state: 'Zq3f9_x-T2', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', aud: fhirBase, ...overrides }).toString();
+  const get = (url: string) => node.app.inject({ method: 'GET', url, headers: browser, remoteAddress: from() });
+
+  it('lets aud = its own FHIR base URL through: the app accepts the request and sends the browser to the approval page', async () => {
+    for (const redirect of ['http://127.0.0.1:51723/cb', 'https://app.example/cb']) {
+      const start = await get(`/oauth2/authorize?${smart({ redirect_uri: redirect })}`);
+      expect(start.headers['x-refused-by']).toBeUndefined();
+      // 303 to the approval page: aud, scope and the redirect URI were all the app's to judge, and it took them.
+      expect(start.statusCode, start.body).toBe(303);
+      const page = new URL(String(start.headers.location), publicUrl);
+      expect(page.pathname).toBe('/authorize');
+      expect(page.searchParams.get('aud')).toBe(fhirBase);
+      const shown = await get(`/api/oauth/authorization${page.search}`);
+      expect(shown.headers['x-refused-by']).toBeUndefined();
+      // Not signed in: the app's own 401, not the shield's 403.
+      expect(shown.statusCode).toBe(401);
+    }
+  });
+
+  it('still refuses a URL naming an address elsewhere: another address as aud, its own address in another parameter or on another route', async () => {
+    const refused = async (url: string) => {
+      const res = await get(url);
+      expect([res.statusCode, res.headers['x-refused-by']], url).toEqual([403, 'shield']);
+    };
+    await refused(`/oauth2/authorize?${smart({ aud: 'https://10.1.2.4/fhir/R4' })}`);
+    await refused(`/oauth2/authorize?${smart({ aud: `${publicUrl}/fhir/R4/Patient` })}`);
+    await refused(`/oauth2/authorize?${smart({ redirect_uri: `${publicUrl}/cb` })}`);
+    await refused(`/api/me/record-access?${new URLSearchParams({ aud: fhirBase })}`);
+    await refused(`/fhir/R4/Patient?${new URLSearchParams({ aud: fhirBase })}`);
   });
 });

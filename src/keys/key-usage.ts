@@ -18,6 +18,8 @@ export interface KeyUsage {
   byKek: Map<string, KeyUse>;
   /** TOTP secrets (from before key ids were recorded) that no key of the ring opens. */
   unopenableTotp: number;
+  /** Per KEK id, e-mails still queued (their content sealed) in the outbox: sent or failed ones hold nothing. */
+  outboxByKek: Map<string, number>;
 }
 
 /** Who uses which key: counted from the rows themselves, so it is right whatever happened before. */
@@ -43,7 +45,9 @@ export async function keyUsage(db: Kysely<Database>, ring: KeyRing): Promise<Key
       else unopenableTotp++;
     }
   }
-  return { byKek, unopenableTotp };
+  const outbox = await db.selectFrom('notification_outbox').select(['kek_id', (eb) => eb.fn.countAll<number>().as('n')]).where('kek_id', 'is not', null).groupBy('kek_id').execute();
+  const outboxByKek = new Map(outbox.map((row) => [row.kek_id!, Number(row.n)]));
+  return { byKek, unopenableTotp, outboxByKek };
 }
 
 /** Rows still under a key other than `currentId` that the ring holds: an unfinished rotation. */
@@ -55,6 +59,14 @@ export function pendingUnder(usage: KeyUsage, ring: KeyRing, currentId: string):
     total.documents += use.documents;
     total.totpSecrets += use.totpSecrets;
   }
+  return total;
+}
+
+/** Queued e-mails still sealed under a key other than `currentId` that the ring holds. */
+export function pendingOutboxUnder(usage: KeyUsage, ring: KeyRing, currentId: string): number {
+  const held = new Set(ring.ids());
+  let total = 0;
+  for (const [id, n] of usage.outboxByKek) if (id !== currentId && held.has(id)) total += n;
   return total;
 }
 

@@ -5,12 +5,13 @@ import { bytes } from '../db/bytes.js';
 import type { Database } from '../db/schema.js';
 import { DocumentIntegrityError, rewrapKey } from '../documents/envelope-crypto.js';
 import { formatKeyFile, newKek, UnknownKeyError, type KeyEncryptionKey, type KeyRing } from '../documents/key-ring.js';
-import { keyUsage, pendingUnder, TOTP_COLUMNS, withKeysLock, type KeysStore, type KeyUse, type TotpColumn } from './key-usage.js';
+import { outboxAssociatedData } from '../notifications/mail-outbox.js';
+import { keyUsage, pendingOutboxUnder, pendingUnder, TOTP_COLUMNS, withKeysLock, type KeysStore, type KeyUse, type TotpColumn } from './key-usage.js';
 import { recordKeyEvent } from './key-rotation-audit.js';
 
 /**
  * `telesalud keys rotate`: a new key-encryption key goes first in the key file, then every document
- * key and TOTP secret is re-wrapped under it, a batch at a time, while nodes keep serving. Each
+ * key, queued e-mail (the outbox, src/notifications) and TOTP secret is re-wrapped under it, a batch at a time, while nodes keep serving. Each
  * batch is one UPDATE that only touches rows still as read (`… AND kek_id = <old>`), so a
  * concurrent change wins and nothing is lost. Progress lives in the rows themselves: whatever
  * still names an older key is what is left, so a crash is finished by running the pass again.
@@ -44,6 +45,8 @@ export interface RewrapSummary {
   damaged: number;
   /** Left under older keys after the pass: sealed meanwhile by nodes that still use an older key file. */
   remaining: KeyUse;
+  /** Queued e-mails whose sealed content was re-wrapped, and those still under an older key after the pass. */
+  outbox: { rewrapped: number; remaining: number };
   stopped: boolean;
   seconds: number;
 }
@@ -85,14 +88,20 @@ export async function rotateMasterKey(store: KeysStore, ring: KeyRing, options: 
     const previousKekId = ring.current().id;
     const usage = await keyUsage(store.db, ring);
     const pending = pendingUnder(usage, ring, previousKekId);
+    const pendingOutbox = pendingOutboxUnder(usage, ring, previousKekId);
     let newKekId: string | undefined;
-    const adding = !options.resume && pending.documents + pending.totpSecrets === 0;
+    const adding = !options.resume && pending.documents + pending.totpSecrets + pendingOutbox === 0;
     const kek = adding ? newKek() : undefined;
     // On record before anything changes: a rotation that cannot be audited does not start.
     await recordKeyEvent(store.db, {
       action: 'key-rotation-started',
       outcome: 'success',
-      detail: { previousKekId, ...(kek ? { newKekId: kek.id } : { finishing: true }), toRewrap: kek ? pendingUnder(usage, ring, kek.id) : pending },
+      detail: {
+        previousKekId,
+        ...(kek ? { newKekId: kek.id } : { finishing: true }),
+        toRewrap: kek ? pendingUnder(usage, ring, kek.id) : pending,
+        outboxToRewrap: kek ? pendingOutboxUnder(usage, ring, kek.id) : pendingOutbox,
+      },
     });
     if (kek) {
       const keks = [kek, ...ring.ids().map((id) => ring.byId(id))];
@@ -108,23 +117,34 @@ export async function rotateMasterKey(store: KeysStore, ring: KeyRing, options: 
       await recordKeyEvent(store.db, { action: 'key-rotation-finished', outcome: 'failed', detail: { targetKekId: ring.current().id, error: (err as Error).name } }).catch(() => undefined);
       throw err;
     }
-    const { targetKekId, documents, totpSecrets, remaining, unknownKey, damaged, stopped } = summary;
+    const { targetKekId, documents, totpSecrets, remaining, outbox, unknownKey, damaged, stopped } = summary;
     await recordKeyEvent(store.db, {
       action: 'key-rotation-finished',
       // Interrupted (resumable) or rows left under an older key: not done yet.
-      outcome: !stopped && remaining.documents + remaining.totpSecrets === 0 ? 'success' : 'failed',
-      detail: { targetKekId, previousKekId, rewrapped: { documents, totpSecrets }, remaining, unknownKey, damaged, interrupted: stopped },
+      outcome: !stopped && remaining.documents + remaining.totpSecrets + outbox.remaining === 0 ? 'success' : 'failed',
+      detail: { targetKekId, previousKekId, rewrapped: { documents, totpSecrets }, remaining, outbox, unknownKey, damaged, interrupted: stopped },
     });
     return { ...summary, ...(newKekId ? { newKekId } : {}), previousKekId, keyFile };
   });
 }
 
-/** Re-wraps every document key and TOTP secret that names another key than the ring's current one. */
+/** Re-wraps every document key, queued e-mail and TOTP secret that names another key than the ring's current one. */
 export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, options: RewrapOptions = {}): Promise<RewrapSummary> {
   const started = performance.now();
   const target = ring.current();
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
-  const summary: RewrapSummary = { targetKekId: target.id, documents: 0, totpSecrets: 0, batches: 0, unknownKey: 0, damaged: 0, remaining: { documents: 0, totpSecrets: 0 }, stopped: false, seconds: 0 };
+  const summary: RewrapSummary = {
+    targetKekId: target.id,
+    documents: 0,
+    totpSecrets: 0,
+    batches: 0,
+    unknownKey: 0,
+    damaged: 0,
+    remaining: { documents: 0, totpSecrets: 0 },
+    outbox: { rewrapped: 0, remaining: 0 },
+    stopped: false,
+    seconds: 0,
+  };
   const stop = () => options.signal?.aborted === true;
 
   const docTotal = Number((await db.selectFrom('document_blob').select((eb) => eb.fn.countAll<number>().as('n')).where('kek_id', '<>', target.id).executeTakeFirst())?.n ?? 0);
@@ -168,6 +188,8 @@ export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, op
     if (changed === 0) break;
   }
 
+  if (!summary.stopped) summary.outbox.rewrapped = await rewrapOutbox(db, ring, target, batchSize, summary, stop);
+
   for (const column of TOTP_COLUMNS) {
     if (summary.stopped) break;
     const resealed = await resealTotpColumn(db, ring, target, column, batchSize, options, summary, stop);
@@ -176,6 +198,7 @@ export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, op
 
   const usage = await keyUsage(db, ring);
   summary.remaining = pendingUnder(usage, ring, target.id);
+  summary.outbox.remaining = pendingOutboxUnder(usage, ring, target.id);
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
 }
@@ -190,6 +213,60 @@ async function updateDocuments(db: Kysely<Database>, target: KeyEncryptionKey, u
      where d.id = v.id and d.kek_id = v.old_kek
     returning d.id`.execute(db);
   return result.rows.length;
+}
+
+/**
+ * Queued e-mails: their data keys re-wrapped like documents' (bound to `notification_outbox:<id>`),
+ * so a message waiting for its next try still opens once the old key is retired. Sent and failed
+ * rows hold no content (kek_id null) and are not touched. The queue is short (messages leave
+ * within hours), so no progress is shown for it. Each update only changes a row still under the
+ * key it was read with: a row sent (and erased) meanwhile stays erased.
+ */
+async function rewrapOutbox(db: Kysely<Database>, ring: KeyRing, target: KeyEncryptionKey, batchSize: number, summary: RewrapSummary, stop: () => boolean): Promise<number> {
+  let rewrapped = 0;
+  const skipped = new Set<string>();
+  for (let pass = 0; pass < PASSES; pass++) {
+    let after: string | undefined;
+    let changed = 0;
+    for (;;) {
+      if (stop()) {
+        summary.stopped = true;
+        return rewrapped;
+      }
+      let query = db.selectFrom('notification_outbox').select(['id', 'kek_id', 'wrapped_key']).where('kek_id', 'is not', null).where('kek_id', '<>', target.id).orderBy('id').limit(batchSize);
+      if (after !== undefined) query = query.where('id', '>', after);
+      const rows = await query.execute();
+      if (rows.length === 0) break;
+      after = rows.at(-1)!.id;
+      const updates: Array<{ id: string; oldKek: string; wrappedKey: Buffer }> = [];
+      for (const row of rows) {
+        if (!row.kek_id || !row.wrapped_key) continue;
+        try {
+          const moved = rewrapKey(ring, { kekId: row.kek_id, wrappedKey: bytes(row.wrapped_key) }, outboxAssociatedData(row.id), target.id);
+          updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey: moved.wrappedKey });
+        } catch (err) {
+          if (!(err instanceof UnknownKeyError || err instanceof DocumentIntegrityError)) throw err;
+          if (skipped.has(row.id)) continue;
+          skipped.add(row.id);
+          if (err instanceof UnknownKeyError) summary.unknownKey++;
+          else summary.damaged++;
+        }
+      }
+      if (updates.length > 0) {
+        const values = sql.join(updates.map((u) => sql`(${u.id}::uuid, ${u.oldKek}::text, ${u.wrappedKey}::bytea)`));
+        const result = await sql<{ id: string }>`
+          update notification_outbox o set kek_id = ${target.id}, wrapped_key = v.wrapped_key
+            from (values ${values}) as v(id, old_kek, wrapped_key)
+           where o.id = v.id and o.kek_id = v.old_kek
+          returning o.id`.execute(db);
+        rewrapped += result.rows.length;
+        changed += result.rows.length;
+      }
+      summary.batches++;
+    }
+    if (changed === 0) break;
+  }
+  return rewrapped;
 }
 
 async function resealTotpColumn(
@@ -255,7 +332,7 @@ export interface RetireResult {
 
 /**
  * `telesalud keys retire`: drops from the key file every key but the current one, refusing (and
- * changing nothing) while any row still names one. Checked again after writing, so a row sealed
+ * changing nothing) while any row still names one — a document, a TOTP secret or a queued e-mail. Checked again after writing, so a row sealed
  * under a retired key by a lagging node in that moment puts its key back instead of losing it.
  */
 export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise<RetireResult> {
@@ -265,24 +342,29 @@ export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise
     const current = ring.current();
     const usage = await keyUsage(store.db, ring);
     const pending = pendingUnder(usage, ring, current.id);
+    const pendingOutbox = pendingOutboxUnder(usage, ring, current.id);
     const old = ring.ids().filter((id) => id !== current.id);
     const refuse = async (message: string): Promise<never> => {
-      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'denied', detail: { currentKekId: current.id, notRetired: old, pending } });
+      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'denied', detail: { currentKekId: current.id, notRetired: old, pending, pendingOutbox } });
       throw new KeyRotationRefused(message);
     };
-    if (pending.documents + pending.totpSecrets > 0) return refuse(stillUsedLine(usage, ring, current.id));
+    if (pending.documents + pending.totpSecrets + pendingOutbox > 0) return refuse(stillUsedLine(usage, ring, current.id));
     if (usage.unopenableTotp > 0) {
       return refuse(`${usage.unopenableTotp} TOTP secret(s) open with no key of ${keyFile}: nothing retired (retiring could lose the key they need)`);
     }
     if (old.length === 0) return { retired: [], kept: [current.id], keyFile };
     const all = ring.ids().map((id) => ring.byId(id));
     await replaceSecretFile(keyFile, formatKeyFile([current], `retired ${old.join(', ')} on ${new Date().toISOString()}`));
-    const again = pendingUnder(await keyUsage(store.db, ring), ring, current.id);
-    if (again.documents + again.totpSecrets > 0) {
+    const usageAfter = await keyUsage(store.db, ring);
+    const again = pendingUnder(usageAfter, ring, current.id);
+    const againOutbox = pendingOutboxUnder(usageAfter, ring, current.id);
+    if (again.documents + again.totpSecrets + againOutbox > 0) {
       await replaceSecretFile(keyFile, formatKeyFile(all, `restored: a node sealed under an old key during retire`));
       ring.reload();
-      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'failed', detail: { currentKekId: current.id, notRetired: old, restored: true, pending: again } });
-      throw new KeyRotationRefused(`a node sealed ${again.documents} document(s) and ${again.totpSecrets} TOTP secret(s) under an old key while retiring: the keys are back in ${keyFile}; give every node the current key file, run \`telesalud keys rotate --resume\`, then retire`);
+      await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'failed', detail: { currentKekId: current.id, notRetired: old, restored: true, pending: again, pendingOutbox: againOutbox } });
+      throw new KeyRotationRefused(
+        `a node sealed ${again.documents} document(s), ${again.totpSecrets} TOTP secret(s) and ${againOutbox} queued e-mail(s) under an old key while retiring: the keys are back in ${keyFile}; give every node the current key file, run \`telesalud keys rotate --resume\`, then retire`,
+      );
     }
     ring.reload();
     await recordKeyEvent(store.db, { action: 'key-retired', outcome: 'success', detail: { retired: old, currentKekId: current.id } });
@@ -292,8 +374,12 @@ export async function retireUnusedKeys(store: KeysStore, ring: KeyRing): Promise
 
 function stillUsedLine(usage: Awaited<ReturnType<typeof keyUsage>>, ring: KeyRing, currentId: string): string {
   const held = new Set(ring.ids());
-  const parts = [...usage.byKek]
-    .filter(([id, use]) => id !== currentId && held.has(id) && use.documents + use.totpSecrets > 0)
-    .map(([id, use]) => `key ${id} still wraps ${use.documents} document(s) and ${use.totpSecrets} TOTP secret(s)`);
+  const ids = new Set([...usage.byKek.keys(), ...usage.outboxByKek.keys()]);
+  const parts = [...ids]
+    .filter((id) => id !== currentId && held.has(id))
+    .map((id) => ({ id, use: usage.byKek.get(id) ?? { documents: 0, totpSecrets: 0 }, mails: usage.outboxByKek.get(id) ?? 0 }))
+    .filter(({ use, mails }) => use.documents + use.totpSecrets + mails > 0)
+    // Queued e-mails named only when there are some: they leave within hours, so often there are none.
+    .map(({ id, use, mails }) => `key ${id} still wraps ${use.documents} document(s) and ${use.totpSecrets} TOTP secret(s)${mails > 0 ? ` and seals ${mails} queued e-mail(s)` : ''}`);
   return `nothing retired: ${parts.join('; ')}. Run \`telesalud keys rotate --resume\` (after every node has the current key file), then retire`;
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import nodemailer, { type Transporter } from 'nodemailer';
+import type { AuditEntry, AuditLog } from '../audit/audit-log.js';
 import type { MailSettings } from '../config/config.js';
 import type { Logger } from '../logging/logger.js';
 import type { ClaimedMail, MailOutbox } from './mail-outbox.js';
@@ -19,7 +20,10 @@ export interface DeliveryPolicy {
   retryDelayMs(attempt: number): number;
   /** How often a node looks for due messages (others' and retries) when nothing wakes it. */
   pollMs: number;
-  /** How long a claim holds a message: longer than any one SMTP exchange takes. */
+  /**
+   * How long a claim holds a message: longer than any one SMTP exchange takes (the transport gives
+   * up after 15 + 15 + 30 s). Renewed just before each message of a batch is sent.
+   */
   leaseMs: number;
   batch: number;
 }
@@ -57,21 +61,42 @@ export async function smtpTransport(settings: MailSettings): Promise<Transporter
   });
 }
 
+/** The actor of the `notification-sent` audit entries: the delivering node, not a person. */
+export const MAIL_DELIVERY_ACTOR = 'system:mail-delivery';
+
 /**
  * A node's delivery loop: claims due messages from the outbox, renders them in the recipient's
  * language and sends them. Logs say which message and template, never to whom or what it said.
+ *
+ * At least once: a node that dies after the relay took a message and before it marked it sent
+ * leaves a claim whose lease runs out, and another node sends it again. The copy is harmless and
+ * visible: both carry the same Message-ID (`<outbox id@telesalud>`), which mail clients and
+ * relays use to recognise one message, and the second try is logged and audited as
+ * `claimedAgain`.
  */
 export class MailDelivery {
   readonly counters: DeliveryCounters = { sent: 0, retried: 0, failed: 0 };
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** Not looking for messages on its own (never started, or stopped). */
   private stopped = true;
+  /** stop() was called: a pass in progress hands the rest of its batch back. (A pass called directly on a loop never started runs whole.) */
+  private stopping = false;
 
   constructor(
     private readonly outbox: MailOutbox,
     private readonly transport: Pick<Transporter, 'sendMail' | 'close'>,
-    private readonly options: { from: string; renderContext: () => Promise<RenderContext>; logger: Logger; policy?: Partial<DeliveryPolicy> },
+    private readonly options: {
+      from: string;
+      renderContext: () => Promise<RenderContext>;
+      logger: Logger;
+      /** Where each handing-over of a message is recorded (`notification-sent`). */
+      audit: Pick<AuditLog, 'recordIn'>;
+      /** This node, named in the audit entries. */
+      nodeId?: string;
+      policy?: Partial<DeliveryPolicy>;
+    },
   ) {}
 
   private get policy(): DeliveryPolicy {
@@ -80,6 +105,7 @@ export class MailDelivery {
 
   start(): void {
     this.stopped = false;
+    this.stopping = false;
     this.schedule(0);
   }
 
@@ -91,6 +117,7 @@ export class MailDelivery {
   /** Stops looking for messages and waits for the ones being sent; unsent ones stay for another node. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping = true;
     clearTimeout(this.timer);
     await this.running;
     this.transport.close();
@@ -120,16 +147,19 @@ export class MailDelivery {
 
   /** One pass: sends every message due at `now`; answers how many were tried. */
   async deliverDue(now = new Date()): Promise<number> {
+    // The pass's clock: `now` (tests move it ahead), running on in real time, so renewed leases last.
+    const offset = now.getTime() - Date.now();
+    const clock = () => new Date(Date.now() + offset);
     let tried = 0;
     for (;;) {
-      if (this.stopped && tried > 0) break;
-      const claimed = await this.outbox.claimDue(this.policy.batch, this.policy.leaseMs, now);
+      if (this.stopping && tried > 0) break;
+      const claimed = await this.outbox.claimDue(this.policy.batch, this.policy.leaseMs, clock());
       if (claimed.length === 0) break;
       const context = await this.options.renderContext();
       for (const mail of claimed) {
         // A stopping node sends what it is sending and hands the rest of its batch back at once.
-        if (this.stopped) await this.outbox.release(mail.id);
-        else await this.deliver(mail, context, now);
+        if (this.stopping) await this.outbox.release(mail);
+        else await this.deliver(mail, context, clock);
       }
       tried += claimed.length;
       if (claimed.length < this.policy.batch) break;
@@ -137,13 +167,29 @@ export class MailDelivery {
     return tried;
   }
 
-  private async deliver(mail: ClaimedMail, context: RenderContext, now: Date): Promise<void> {
+  private async deliver(mail: ClaimedMail, context: RenderContext, clock: () => Date): Promise<void> {
     const log = this.options.logger;
     if (!mail.content) {
-      await this.outbox.markFailed(mail.id, 'unreadable');
+      // A key this node lacks: it may be behind a rotation (its key file not yet updated); another node, or a later try, opens it.
+      if (mail.unreadable === 'unknown-key' && mail.attempt < this.policy.maxAttempts) {
+        const next = new Date(clock().getTime() + this.policy.retryDelayMs(mail.attempt));
+        await this.outbox.markRetry(mail, next, 'unknown-key');
+        this.counters.retried++;
+        log.warn({ message: mail.id, template: mail.template, attempt: mail.attempt, error: 'unknown-key', retryAt: next.toISOString() }, "e-mail sealed under a key this node's key file lacks: will retry");
+        return;
+      }
+      await this.outbox.markFailed(mail, mail.unreadable === 'unknown-key' ? 'unknown-key' : 'unreadable');
       this.counters.failed++;
-      log.error({ message: mail.id, template: mail.template }, 'e-mail given up: its sealed content can not be opened');
+      log.error({ message: mail.id, template: mail.template, error: mail.unreadable }, 'e-mail given up: its sealed content can not be opened');
       return;
+    }
+    // The claim may have run out while earlier messages of the batch went: send only what this node still holds.
+    if (!(await this.outbox.renew(mail, this.policy.leaseMs, clock()))) {
+      log.warn({ message: mail.id, template: mail.template, attempt: mail.attempt }, 'e-mail left to another node: its claim ran out before it was sent');
+      return;
+    }
+    if (mail.claimedAgain) {
+      log.warn({ message: mail.id, template: mail.template, attempt: mail.attempt }, 'e-mail tried again after its sender stopped mid-send: it may reach the recipient twice, with the same Message-ID');
     }
     const rendered = renderMail(mail.content, context);
     try {
@@ -153,30 +199,54 @@ export class MailDelivery {
         subject: rendered.subject,
         text: rendered.text,
         html: rendered.html,
-        // The outbox id as Message-ID: a relay that sees the same message twice can tell.
-        messageId: `<${mail.id}@telesalud>`,
+        // The outbox id as Message-ID, the same on every try: a relay or a mail client that sees the message twice can tell.
+        messageId: outboxMessageId(mail.id),
         headers: { 'Auto-Submitted': 'auto-generated' },
       });
     } catch (err) {
       const code = errorCode(err);
       const permanent = /^smtp-5/.test(code) || code === 'EENVELOPE';
       if (permanent || mail.attempt >= this.policy.maxAttempts) {
-        await this.outbox.markFailed(mail.id, code);
+        await this.outbox.markFailed(mail, code);
         this.counters.failed++;
         log.warn({ message: mail.id, template: mail.template, attempt: mail.attempt, error: code }, 'e-mail given up');
       } else {
-        const next = new Date(now.getTime() + this.policy.retryDelayMs(mail.attempt));
-        await this.outbox.markRetry(mail.id, next, code);
+        const next = new Date(clock().getTime() + this.policy.retryDelayMs(mail.attempt));
+        await this.outbox.markRetry(mail, next, code);
         this.counters.retried++;
         log.info({ message: mail.id, template: mail.template, attempt: mail.attempt, error: code, retryAt: next.toISOString() }, 'e-mail not accepted yet: will retry');
       }
       return;
     }
-    await this.outbox.markSent(mail.id);
+    // Handed over: health data (that this patient has an appointment, an invitation, a link) left the system.
+    const held = await this.outbox.markSent(mail, clock(), (tx) => this.options.audit.recordIn(tx, [this.sentEntry(mail)]));
     this.counters.sent++;
-    log.info({ message: mail.id, template: mail.template, attempt: mail.attempt }, 'e-mail sent');
+    log.info({ message: mail.id, template: mail.template, attempt: mail.attempt, ...(held ? {} : { claimLost: true }) }, 'e-mail sent');
+  }
+
+  /** Who sent what about whom: the node, the template, the outbox id, the patient. Never the address or the content. */
+  private sentEntry(mail: ClaimedMail): AuditEntry {
+    const patient = mail.content?.patient;
+    return {
+      actor: MAIL_DELIVERY_ACTOR,
+      action: 'notification-sent',
+      outcome: 'success',
+      source: 'mail-delivery',
+      requestId: `mail:${mail.id}`,
+      ...(patient?.startsWith('Patient/') ? { patient } : {}),
+      detail: {
+        message: mail.id,
+        template: mail.template,
+        attempt: mail.attempt,
+        ...(this.options.nodeId ? { node: this.options.nodeId } : {}),
+        ...(mail.claimedAgain ? { claimedAgain: true } : {}),
+      },
+    };
   }
 }
+
+/** The Message-ID of an outbox row: stable across tries, so a copy is recognisably the same message. */
+export const outboxMessageId = (id: string) => `<${id}@telesalud>`;
 
 /**
  * A code for an SMTP failure: the reply's code (smtp-451) or nodemailer's (ECONNECTION,

@@ -21,11 +21,16 @@ export interface RenderContext {
   publicUrl: string;
 }
 
-/** A message as the outbox keeps it (sealed): whom, in which language, which template and its fields. */
-export type MailContent =
+/**
+ * A message as the outbox keeps it (sealed): whom, in which language, which template and its fields,
+ * and the patient it concerns (`Patient/<id>`: never written in the message, named in the
+ * `notification-sent` audit entry when it goes).
+ */
+export type MailContent = (
   | { template: 'patient-invitation' | 'staff-invitation'; to: string; language: MailLanguage; link: string; expiresAt: string }
   | { template: `appointment-${AppointmentChange}`; to: string; language: MailLanguage; start: string; end?: string; mode?: 'telehealth' | 'in-person'; previousStart?: string }
-  | { template: 'consult-guest-link'; to: string; language: MailLanguage; link: string; expiresAt: string; start?: string };
+  | { template: 'consult-guest-link'; to: string; language: MailLanguage; link: string; expiresAt: string; start?: string }
+) & { patient?: string };
 
 export type MailTemplate = MailContent['template'];
 export const MAIL_TEMPLATES: readonly MailTemplate[] = ['patient-invitation', 'staff-invitation', 'appointment-booked', 'appointment-rescheduled', 'appointment-cancelled', 'consult-guest-link'];

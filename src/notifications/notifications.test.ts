@@ -5,10 +5,11 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { AuthTestClient } from '../auth/auth-test-client.js';
 import { appointment, create, patient, practitioner } from '../test-support/fixtures.js';
 import { testLogDir } from '../test-support/paths.js';
-import { startTestNode, STORE_KINDS, type TestNode } from '../test-support/test-node.js';
+import { startTestNode, STORE_KINDS, testLogger, type TestNode } from '../test-support/test-node.js';
 import { renderMail } from './mail-templates.js';
-import { MailDelivery } from './mail-delivery.js';
+import { MAIL_DELIVERY_ACTOR, MailDelivery, smtpTransport } from './mail-delivery.js';
 import { MailOutbox } from './mail-outbox.js';
+import { toAuditEvent } from '../audit/audit-event-fhir.js';
 import { createLogger } from '../logging/logger.js';
 import { SYSTEM_ACTOR } from '../auth/actor.js';
 import { createAccount } from '../auth/accounts/account-service.js';
@@ -50,6 +51,12 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
 
   const outboxRow = (id: string) => node.ctx.store.db.selectFrom('notification_outbox').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const messageIdOf = (mail: ReceivedMail) => /^<([0-9a-f-]{36})@telesalud>$/.exec(mail.parsed.messageId ?? '')?.[1];
+  /** The `notification-sent` entries of one outbox message, once its sender has committed them. */
+  const sentEntries = async (messageId: string, expected = 1) => {
+    const query = () => node.ctx.store.db.selectFrom('audit_event').selectAll().where('action', '=', 'notification-sent').where('request_id', '=', `mail:${messageId}`).orderBy('seq').execute();
+    await vi.waitFor(async () => expect(await query()).toHaveLength(expected));
+    return query();
+  };
 
   it("e-mails an invitation in the patient's language, over TLS, with a link that opens the invitation", async () => {
     const email = `ingrid.${kind}@example.org`;
@@ -90,6 +97,19 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
     expect(smtp.received.filter(to(email))).toHaveLength(1);
     const audit = await node.ctx.store.db.selectFrom('audit_event').select(['detail']).where('action', '=', 'invitation-created').where('patient', '=', `Patient/${person.id}`).executeTakeFirstOrThrow();
     expect(JSON.stringify(audit.detail)).toContain(messageIdOf(mail)!);
+
+    // Its handing-over to the relay is on record, under the patient: who (this node), what kind, which message.
+    const [sent] = await sentEntries(messageIdOf(mail)!);
+    expect(sent).toMatchObject({ actor: MAIL_DELIVERY_ACTOR, outcome: 'success', patient: `Patient/${person.id}` });
+    expect(sent!.detail).toMatchObject({ message: messageIdOf(mail), template: 'patient-invitation', attempt: 1, node: node.ctx.nodeId });
+    expect(JSON.stringify(sent)).not.toContain(email);
+    expect(JSON.stringify(sent)).not.toContain(url);
+    // Exported as a FHIR AuditEvent: DICOM "Export" (data leaving the system), the patient as entity.
+    const event = toAuditEvent(sent!) as { type: { code: string }; action: string; entity: Array<{ what?: { reference: string } }>; agent: Array<{ who: { identifier?: { value: string } } }> };
+    expect(event.type.code).toBe('110106');
+    expect(event.action).toBe('R');
+    expect(event.entity[0]!.what?.reference).toBe(`Patient/${person.id}`);
+    expect(event.agent[0]!.who.identifier?.value).toBe(MAIL_DELIVERY_ACTOR);
   });
 
   it('tells the patient of a booking, a move and a cancellation, on the clinic clock, in the clinic language by default', async () => {
@@ -120,6 +140,13 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
     const third = await smtp.waitFor((m) => to(email)(m) && m.parsed.subject === 'Cita cancelada');
     expect(textOf(third)).toMatch(/6 de marzo de 2031.*9:00/);
     expect(smtp.received.filter(to(email)).map((m) => m.parsed.subject)).toEqual(['Cita confirmada', 'Su cita ha cambiado de hora', 'Cita cancelada']);
+    const templates = [];
+    for (const mail of [first, second, third]) {
+      const [sent] = await sentEntries(messageIdOf(mail)!);
+      expect(sent!.patient).toBe(`Patient/${person.id}`);
+      templates.push((sent!.detail as { template: string }).template);
+    }
+    expect(templates).toEqual(['appointment-booked', 'appointment-rescheduled', 'appointment-cancelled']);
 
     // A write that changes nothing the patient must hear of sends nothing.
     const sent = smtp.received.length;
@@ -157,6 +184,10 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
     expect(mail.parsed.subject).toBe('Your clinic staff account');
     expect(smtp.received.filter(to(email))).toHaveLength(1);
     expect(await outboxRow(row!.id)).toMatchObject({ status: 'sent', attempts: 2, ciphertext: null });
+    // A refused try is not a sending; a staff invitation concerns no patient.
+    const [sent] = await sentEntries(row!.id);
+    expect(sent).toMatchObject({ patient: null });
+    expect(sent!.detail).toMatchObject({ template: 'staff-invitation', attempt: 2 });
   });
 
   it('gives up on a message the relay refuses for good, and keeps nothing of it', async () => {
@@ -196,6 +227,9 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
     expect(textOf(mail)).toContain(url);
     expect(mail.raw).not.toContain('Mamani');
     expect(mail.raw).not.toContain('Host Doctor');
+    const [sent] = await sentEntries(messageIdOf(mail)!);
+    expect(sent).toMatchObject({ patient: `Patient/${person.id}` });
+    expect(sent!.detail).toMatchObject({ template: 'consult-guest-link' });
   });
 
   it('counts sent and failed e-mails in /metrics', async () => {
@@ -232,7 +266,64 @@ describe.each(STORE_KINDS)('e-mail to patients and staff (%s)', (kind) => {
     const retaken = await nodeB.claimDue(50, 60_000, new Date(at.getTime() + 61_000));
     expect(retaken.map((c) => c.id).sort()).toEqual([...queued].sort());
     expect(retaken.every((c) => c.attempt === 2)).toBe(true);
-    for (const c of retaken) await nodeB.markFailed(c.id, 'test');
+    // The first claims are fenced off: a node that comes back after its lease ran out changes nothing.
+    const [stale, fresh] = [claims.find((c) => c.id === retaken[0]!.id)!, retaken[0]!];
+    expect(await nodeA.renew(stale, 60_000, at)).toBe(false);
+    await nodeA.markRetry(stale, at, 'smtp-451');
+    await nodeA.release(stale);
+    await nodeA.markFailed(stale, 'test');
+    expect(await outboxRow(fresh.id)).toMatchObject({ status: 'sending', attempts: 2, last_error: null });
+    expect(await nodeB.renew(fresh, 60_000, at)).toBe(true);
+    for (const c of retaken) await nodeB.markFailed(c, 'test');
+  });
+
+  it('sends a message again when its sender died after handing it over: same Message-ID, the second try audited as such', async () => {
+    const db = node.ctx.store.db;
+    const email = `twice.${kind}@example.org`;
+    secrets.push(email);
+    const person = await create(node, patient('Condori', ['Nilda']));
+    const link = `https://x.example.org/invite#twice-${kind}`;
+    secrets.push(link);
+    // Due far ahead, so this node's own loop leaves it to the two "nodes" below.
+    const due = new Date(Date.now() + 20 * 86_400_000);
+    const id = await node.ctx.notifications!.outbox.enqueue(db, { template: 'patient-invitation', to: email, language: 'es', link, expiresAt: START, patient: `Patient/${person.id}` }, due);
+    const settings = node.config.mail!;
+    const renderContext = async () => ({ timeZone: CLINIC_ZONE, publicUrl: node.config.publicUrl });
+    const policy = { leaseMs: 60_000 };
+
+    // Node A hands the message to the relay, then dies before it can mark it sent.
+    class DyingOutbox extends MailOutbox {
+      override async markSent(): Promise<boolean> {
+        throw new Error('node killed');
+      }
+    }
+    const nodeA = new MailDelivery(new DyingOutbox(db, node.ctx.keyRing), await smtpTransport(settings), { from: settings.from, logger: createLogger('silent'), audit: node.ctx.audit, nodeId: 'node-a', renderContext, policy });
+    await expect(nodeA.deliverDue(due)).rejects.toThrow('node killed');
+    const first = await smtp.waitFor(to(email));
+    expect(await outboxRow(id)).toMatchObject({ status: 'sending', attempts: 1 });
+
+    // Node B does not touch it while A's lease holds…
+    const nodeB = new MailDelivery(new MailOutbox(db, node.ctx.keyRing), await smtpTransport(settings), { from: settings.from, logger: testLogger(), audit: node.ctx.audit, nodeId: 'node-b', renderContext, policy });
+    expect(await nodeB.deliverDue(new Date(due.getTime() + 30_000))).toBe(0);
+    // …and sends it again once it ran out: at least once, never lost.
+    expect(await nodeB.deliverDue(new Date(due.getTime() + 61_000))).toBe(1);
+    await vi.waitFor(() => expect(smtp.received.filter(to(email))).toHaveLength(2));
+    const [once, again] = smtp.received.filter(to(email));
+    expect(once).toBe(first);
+    // The copy is recognisably the same message: one Message-ID, the outbox row's.
+    expect(again!.parsed.messageId).toBe(once!.parsed.messageId);
+    expect(messageIdOf(again!)).toBe(id);
+    expect(textOf(again!)).toBe(textOf(once!));
+    expect(await outboxRow(id)).toMatchObject({ status: 'sent', attempts: 2, ciphertext: null });
+    await nodeA.stop();
+    await nodeB.stop();
+
+    // The try A made never reached the record (it died first); B's says it may be the second copy.
+    const [sent] = await sentEntries(id);
+    expect(sent).toMatchObject({ patient: `Patient/${person.id}` });
+    expect(sent!.detail).toMatchObject({ message: id, attempt: 2, node: 'node-b', claimedAgain: true });
+    const log = await readFile(path.join(testLogDir(), `${process.pid}.log`), 'utf8');
+    expect(log.split('\n').some((line) => line.includes(id) && line.includes('may reach the recipient twice'))).toBe(true);
   });
 });
 
@@ -242,15 +333,18 @@ describe('delivery loop', () => {
     const inFlight = new Promise<void>((resolve) => (release = resolve));
     let claims = 0;
     const content = { template: 'staff-invitation', to: 'a@example.org', language: 'es', link: 'https://x.example.org/invite#t', expiresAt: START } as const;
+    const [m1, m2] = ['m1', 'm2'].map((id) => ({ id, template: 'staff-invitation', attempt: 1, content, claimedAgain: false }));
     const outbox = {
-      claimDue: async () => (++claims === 1 ? ['m1', 'm2'].map((id) => ({ id, template: 'staff-invitation', attempt: 1, content })) : []),
-      markSent: vi.fn(async () => undefined),
+      claimDue: async () => (++claims === 1 ? [m1, m2] : []),
+      renew: vi.fn(async () => true),
+      markSent: vi.fn(async () => true),
       markRetry: vi.fn(async () => undefined),
       markFailed: vi.fn(async () => undefined),
       release: vi.fn(async () => undefined),
     };
     const transport = { sendMail: vi.fn(async () => inFlight), close: vi.fn() };
-    const delivery = new MailDelivery(outbox as unknown as MailOutbox, transport as never, { from: 'no-reply@example.org', logger: createLogger('silent'), renderContext: async () => ({ timeZone: 'UTC', publicUrl: 'https://x.example.org' }), policy: { pollMs: 10 } });
+    const audit = { recordIn: vi.fn(async () => undefined) };
+    const delivery = new MailDelivery(outbox as unknown as MailOutbox, transport as never, { from: 'no-reply@example.org', logger: createLogger('silent'), audit, renderContext: async () => ({ timeZone: 'UTC', publicUrl: 'https://x.example.org' }), policy: { pollMs: 10 } });
     delivery.start();
     await vi.waitFor(() => expect(transport.sendMail).toHaveBeenCalledTimes(1));
     let stopped = false;
@@ -259,10 +353,10 @@ describe('delivery loop', () => {
     expect(stopped).toBe(false);
     release();
     await stopping;
-    expect(outbox.markSent).toHaveBeenCalledWith('m1');
+    expect(outbox.markSent).toHaveBeenCalledWith(m1, expect.any(Date), expect.any(Function));
     expect(transport.sendMail).toHaveBeenCalledTimes(1);
-    expect(outbox.release).toHaveBeenCalledWith('m2');
-    expect(outbox.markSent).not.toHaveBeenCalledWith('m2');
+    expect(outbox.release).toHaveBeenCalledWith(m2);
+    expect(outbox.markSent).toHaveBeenCalledTimes(1);
     expect(transport.close).toHaveBeenCalledTimes(1);
     const claimsAtStop = claims;
     await new Promise((r) => setTimeout(r, 60));

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Transporter } from 'nodemailer';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Config, MailSettings } from '../config/config.js';
 import type { Database } from '../db/schema.js';
 import type { KeyRing } from '../documents/key-ring.js';
@@ -26,12 +27,24 @@ export class Notifications {
   /** Given to every signed-in request's Repository: appointment changes queue the patient's e-mail. */
   readonly recordObservers: readonly WriteObserver[];
 
-  private constructor(db: Kysely<Database>, keyRing: KeyRing, transport: Pick<Transporter, 'sendMail' | 'close'>, settings: MailSettings, config: Pick<Config, 'publicUrl' | 'clinicTimeZone'>, logger: Logger, policy?: Partial<DeliveryPolicy>) {
+  private constructor(
+    db: Kysely<Database>,
+    keyRing: KeyRing,
+    transport: Pick<Transporter, 'sendMail' | 'close'>,
+    settings: MailSettings,
+    config: Pick<Config, 'publicUrl' | 'clinicTimeZone'>,
+    logger: Logger,
+    audit: Pick<AuditLog, 'recordIn'>,
+    nodeId: string | undefined,
+    policy?: Partial<DeliveryPolicy>,
+  ) {
     this.outbox = new MailOutbox(db, keyRing);
     this.defaultLanguage = settings.defaultLanguage;
     this.delivery = new MailDelivery(this.outbox, transport, {
       from: settings.from,
       logger,
+      audit,
+      ...(nodeId ? { nodeId } : {}),
       ...(policy ? { policy } : {}),
       // Read at sending time, so an admin's change of the clinic's zone applies to what is still queued.
       renderContext: async () => ({ publicUrl: config.publicUrl, timeZone: effectiveClinicTimeZone(await authPolicy(db).current(), config.clinicTimeZone) }),
@@ -40,13 +53,13 @@ export class Notifications {
   }
 
   static async open(
-    options: { db: Kysely<Database>; keyRing: KeyRing; config: Pick<Config, 'publicUrl' | 'clinicTimeZone' | 'mail'>; logger: Logger },
+    options: { db: Kysely<Database>; keyRing: KeyRing; config: Pick<Config, 'publicUrl' | 'clinicTimeZone' | 'mail'>; logger: Logger; audit: Pick<AuditLog, 'recordIn'>; nodeId?: string },
     overrides: { transport?: Pick<Transporter, 'sendMail' | 'close'>; policy?: Partial<DeliveryPolicy> } = {},
   ): Promise<Notifications | undefined> {
     const settings = options.config.mail;
     if (!settings) return undefined;
     const transport = overrides.transport ?? (await smtpTransport(settings));
-    return new Notifications(options.db, options.keyRing, transport, settings, options.config, options.logger, overrides.policy);
+    return new Notifications(options.db, options.keyRing, transport, settings, options.config, options.logger, options.audit, options.nodeId, overrides.policy);
   }
 
   start(): void {
@@ -59,7 +72,8 @@ export class Notifications {
 
   /**
    * Queues a message in `tx` (the transaction of what causes it). Call `sendSoon()` once that
-   * transaction has committed; otherwise the next poll of any node sends it.
+   * transaction has committed; otherwise the next poll of any node sends it. Give
+   * `content.patient` when the message concerns a patient: its sending is audited under them.
    */
   async queue(tx: Kysely<Database>, content: MailContent): Promise<string> {
     return this.outbox.enqueue(tx, content);
@@ -76,6 +90,7 @@ export class Notifications {
     if (!to) return;
     await this.outbox.enqueue(tx, {
       template: `appointment-${notice.change}`,
+      patient: notice.patientRef,
       to: to.email,
       language: to.language,
       start: notice.start,

@@ -69,7 +69,7 @@ export async function startNode(config: Config, logger: Logger): Promise<AppCont
     // The API rate limits and the password-check budgets, counted farm-wide when there is a farm.
     const rateLimiter = redisBus ? new RedisRateLimiter(redisBus, logger) : new InMemoryRateLimiter();
     // E-mail when TELESALUD_SMTP_URL is set: every node delivers from the shared outbox.
-    const notifications = await Notifications.open({ db: store.db, keyRing, config, logger });
+    const notifications = await Notifications.open({ db: store.db, keyRing, config, logger, audit, nodeId });
     notifications?.start();
     const openedStore = store;
     return {

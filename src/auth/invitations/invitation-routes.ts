@@ -99,7 +99,7 @@ export async function invitationRoutes(app: FastifyInstance, ctx: AppContext): P
         invitation = await db.transaction().execute(async (tx) => {
           const created = await createInvitation(tx, invitationInput);
           const link = `${ctx.config.publicUrl}/invite#${created.token}`;
-          emailed = await mail.queue(tx, { template: role === 'patient' ? 'patient-invitation' : 'staff-invitation', to: email, language, link, expiresAt: created.expiresAt.toISOString() });
+          emailed = await mail.queue(tx, { template: role === 'patient' ? 'patient-invitation' : 'staff-invitation', to: email, language, link, expiresAt: created.expiresAt.toISOString(), ...(fhirRef?.startsWith('Patient/') ? { patient: fhirRef } : {}) });
           return created;
         });
         mail.sendSoon();

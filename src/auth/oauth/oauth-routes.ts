@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppContext } from '../../server/app-context.js';
 import { AUTHORIZE_PATH, authorizeRoutes } from './authorize-routes.js';
+import { connectedAppsRoutes } from './connected-apps-routes.js';
 import { supportedScopes } from './smart-scopes.js';
 import { TokenService, type TokenErrorCode, type TokenRequest } from './token-service.js';
 
@@ -17,6 +18,7 @@ const STATUS: Record<TokenErrorCode, number> = { invalid_request: 400, invalid_c
  */
 export async function oauthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await app.register(authorizeRoutes, ctx);
+  await app.register(connectedAppsRoutes, ctx);
   const tokens = new TokenService(ctx.store.db, ctx.audit);
   const configuration = JSON.stringify(smartConfiguration(ctx.config.publicUrl));
 

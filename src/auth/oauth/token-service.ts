@@ -3,6 +3,7 @@ import type { AuditLog } from '../../audit/audit-log.js';
 import type { Database } from '../../db/schema.js';
 import { LAUNCH_PATIENT, OFFLINE_ACCESS } from './app-scopes.js';
 import { redeemCode, verifierMatches } from './authorization-codes.js';
+import { grantStillExists, lockGrant } from './connected-apps.js';
 import { authenticateClient, clientActorRef, findAppClient, isClientId, issueAccessToken } from './oauth-clients.js';
 import { issueRefreshToken, newFamilyExpiry, useRefreshToken, type RefreshGrant } from './refresh-tokens.js';
 import { grantsCover, parseScopes, ScopeError } from './smart-scopes.js';
@@ -142,9 +143,17 @@ export class TokenService {
   private async issueForUser(grant: RefreshGrant, via: 'authorization_code' | 'refresh_token', origin: { source: string; requestId: string }, now: Date, refuse: Refuse): Promise<TokenResult> {
     const account = await this.db.selectFrom('account').select('status').where('id', '=', grant.accountId).executeTakeFirst();
     if (account?.status !== 'active') return refuse('invalid_grant', 'the account that authorized this app is not active');
-    const issued = await issueAccessToken(this.db, grant.clientId, grant.scopes, now, { accountId: grant.accountId, patient: grant.patient, grantHash: grant.family });
     const words = grant.scopes.split(' ');
-    const refreshToken = words.includes(OFFLINE_ACCESS) ? await issueRefreshToken(this.db, grant, now) : undefined;
+    // Under the grant's lock, and only while the grant exists: a revocation (connected-apps.ts) running
+    // at this very moment either ends these tokens too or makes this issue nothing.
+    const tokens = await this.db.transaction().execute(async (tx) => {
+      await lockGrant(tx, grant.family);
+      if (!(await grantStillExists(tx, grant.family, via))) return undefined;
+      const access = await issueAccessToken(tx, grant.clientId, grant.scopes, now, { accountId: grant.accountId, patient: grant.patient, grantHash: grant.family });
+      return { access, refresh: words.includes(OFFLINE_ACCESS) ? await issueRefreshToken(tx, grant, now) : undefined };
+    });
+    if (!tokens) return refuse('invalid_grant', 'the user revoked this app\'s access: ask them to approve it again');
+    const { access: issued, refresh: refreshToken } = tokens;
     const patient = words.includes(LAUNCH_PATIENT) && grant.patient ? grant.patient.slice('Patient/'.length) : undefined;
     await this.record(grant.clientId, origin, 'success', { scope: grant.scopes, grant: via, account: grant.accountId });
     return { kind: 'issued', accessToken: issued.token, expiresIn: issued.expiresIn, scope: grant.scopes, ...(patient ? { patient } : {}), ...(refreshToken ? { refreshToken } : {}) };

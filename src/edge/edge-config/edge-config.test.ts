@@ -9,7 +9,8 @@ import { banListText } from './ban-list.js';
 import { edgeLocations } from './nginx-allowlist.js';
 import { readRouteTable, type EdgeRoute } from './route-table.js';
 
-const CANDIDATE_VALUES = ['Patient', '0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d', '0123456789abcdef', '7', 'AbC-12.x', 'x'];
+// One value for each shape of path parameter the routes take (a resource type, a UUID, a hex id, an app's client id…).
+const CANDIDATE_VALUES = ['Patient', '0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d', '0123456789abcdef', 'tsc-0123456789abcdef01234567', '7', 'AbC-12.x', 'x'];
 
 /** A path the route answers, with each parameter filled by a value its schema accepts. */
 function examplePath(route: EdgeRoute): string {
@@ -92,6 +93,18 @@ describe('telesalud edge-config: the allowlist generated from the route table', 
     expect(http).toContain('location = /healthz {');
     const setup = await readFile(path.join(target, 'modsecurity', 'crs-setup.conf'), 'utf8');
     expect(setup).toContain('setvar:tx.paranoia_level=2');
+    // SMART's parameters: excused on the OAuth paths only, each sent once and held to its grammar (oauth-parameters.ts).
+    const before = await readFile(path.join(target, 'modsecurity', 'telesalud-before-crs.conf'), 'utf8');
+    const scope = before.split('\n').findIndex((l) => l.startsWith('    SecRule &ARGS:scope '));
+    expect(before.split('\n')[scope - 1]).toMatch(/^SecRule REQUEST_FILENAME "@rx \^\(\?:(?:\/authorize|\/oauth2\/authorize|\/api\/oauth\/authorization|\/oauth2\/token)(?:\|(?:\/authorize|\/oauth2\/authorize|\/api\/oauth\/authorization|\/oauth2\/token)){3}\)\$" "id:\d+,phase:2,pass,nolog,t:none,chain"$/);
+    expect(before.split('\n')[scope]).toBe('    SecRule &ARGS:scope "@eq 1" "t:none,chain"');
+    expect(before.split('\n')[scope + 1]).toMatch(/^    SecRule ARGS:scope "@rx \^.*\$" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:scope"$/);
+    // A redirect URI is excused from the remote-file-inclusion rules only: its path and query are still read.
+    expect(before).toContain('ctl:ruleRemoveTargetById=931100;ARGS:redirect_uri');
+    expect(before).not.toContain('ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:redirect_uri');
+    // aud must be the FHIR base at the host the request was sent to, a name or an address.
+    expect(before).toContain('    SecRule ARGS:aud "@streq https://%{REQUEST_HEADERS.host}/fhir/R4" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:aud"');
+    expect(new Set([...before.matchAll(/id:(\d+)/g)].map((m) => m[1])).size).toBe([...before.matchAll(/id:(\d+)/g)].length);
     const main = await readFile(path.join(target, 'modsecurity', 'main.conf'), 'utf8');
     expect(main).not.toMatch(/^IncludeOptional/m);
     expect(main).toMatch(/^Include \/usr\/share\/modsecurity-crs\/rules\/REQUEST-942-APPLICATION-ATTACK-SQLI\.conf$/m);

@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { EdgeRoute } from './route-table.js';
 import { PROSE_KEYS } from '../clinical-free-text.js';
+import { edgeOAuthParameters } from '../oauth-parameters.js';
 import { SESSION_COOKIE } from '../../auth/sessions/session-store.js';
 
 /** CRS paranoia level of the edge: 2 catches far more than 1 and, with the exclusions below, leaves telesalud's own traffic alone. */
@@ -112,7 +113,46 @@ export function exclusionsBeforeCrs(): string {
     '# A document\'s title is prose the uploader types ("Lab results -- March", "Dr. O\'Brien\'s referral").',
     `SecRule REQUEST_FILENAME "@streq /api/documents" "id:1000140,phase:1,pass,nolog,t:none,${remove(PROSE_MISREAD_TAGS, 'ARGS:title')}"`,
     '',
+    oauthExclusions(1000200),
   ].join('\n');
+}
+
+/** CRS's remote-file-inclusion rules: a URL's host (an address, another domain) and a trailing "?". */
+const RFI_RULE_IDS = [931100, 931110, 931120, 931130];
+
+/** Only what cannot end or open a directive or a quoted argument of one (a pattern never holds `"`). */
+function directiveSafe(text: string): string {
+  if (/["\r\n]/.test(text)) throw new Error(`not writable into a ModSecurity rule: ${JSON.stringify(text.slice(0, 80))}`);
+  return text;
+}
+
+/**
+ * The OAuth routes' positive model (oauth-parameters.ts, the shield's own), for SMART apps: read as
+ * free text their parameters are attacks to CRS (`scope` holds SQL comments and shell globs at
+ * paranoia level 2, `redirect_uri` and `aud` are remote file inclusion, the more so with an
+ * address for a host). A known parameter of these paths, sent once, whose whole value fits its
+ * grammar is excused from the rules that misread it; a value that does not fit, a second value, the
+ * same name on any other path or anything else is read as before. Phase 2, where form and JSON
+ * bodies are parsed, ahead of every CRS rule that reads them.
+ */
+export function oauthExclusions(firstId: number): string {
+  const lines = ["# The OAuth routes' own parameters, held to their grammar (SMART App Launch: scopes, redirect URIs, aud)."];
+  let id = firstId;
+  for (const p of edgeOAuthParameters()) {
+    const target = `ARGS:${p.arg}`;
+    const excuse = p.excused === 'all' ? `ctl:ruleRemoveTargetByTag=OWASP_CRS;${target}` : RFI_RULE_IDS.map((rule) => `ctl:ruleRemoveTargetById=${rule};${target}`).join(',');
+    const paths = p.paths.map((routePath) => routePath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+    const chain = [
+      `SecRule REQUEST_FILENAME "@rx ^(?:${directiveSafe(paths)})$" "id:${id++},phase:2,pass,nolog,t:none,chain"`,
+      `    SecRule &${target} "@eq 1" "t:none,chain"`,
+      ...(p.equals === undefined
+        ? [`    SecRule ${target} "@rx ${directiveSafe(p.pattern)}" "t:none,${excuse}"`]
+        : [`    SecRule ${target} "@rx ${directiveSafe(p.pattern)}" "t:none,chain"`, `    SecRule ${target} "@streq ${directiveSafe(p.equals)}" "t:none,${excuse}"`]),
+    ];
+    lines.push(`# ${p.arg} on ${p.paths.join(' ')}: ${p.excused === 'all' ? 'read by no CRS rule' : 'read by every CRS rule but those of remote file inclusion'} when it fits${p.equals ? ` and is ${p.equals}` : ''}.`, ...chain);
+  }
+  lines.push('');
+  return lines.join('\n');
 }
 
 export function exclusionsAfterCrs(): string {

@@ -80,6 +80,47 @@ function fromDraft(d: Draft): unknown {
   };
 }
 
+/**
+ * The service's bounds (src/auth/passwords/policy.ts PASSWORD_POLICY_LIMITS, src/auth/policy/auth-policy.ts
+ * SESSION_POLICY_LIMITS): the page names them in the admin's language when a value is refused.
+ */
+const LIMITS = {
+  minLength: { min: 8, max: 64 },
+  minScore: { min: 2, max: 4 },
+  historySize: { min: 0, max: 24 },
+  warningDays: { min: 0, max: 90 },
+  expiryDays: { min: 1, max: 3650 },
+  contextWords: { maxCount: 200, maxWordLength: 64 },
+  idleMinutes: { min: 2, max: 240 },
+  absoluteHours: { min: 1, max: 72 },
+} as const;
+
+const wholeIn = (value: string, limits: { min: number; max: number }) => Number.isInteger(num(value)) && num(value) >= limits.min && num(value) <= limits.max;
+
+/**
+ * Why the service refused a field, in the admin's language; undefined for a field the form does not
+ * send (the page then shows the service's own words). The service names the field; where one field
+ * can be refused for two reasons, the value sent tells which: a value within its bounds was refused
+ * for how it relates to another (warning days against expiry, idle time against the session's life).
+ */
+function issueText(t: TFunction, field: string, sent: Draft): string | undefined {
+  const [section, name, role] = field.split('.');
+  if (section === 'password') {
+    if (name === 'minLength' || name === 'historySize') return t('admin.policy.issues.wholeNumber', LIMITS[name]);
+    if (name === 'warningDays') return wholeIn(sent.warningDays, LIMITS.warningDays) ? t('admin.policy.issues.warningBeforeExpiry') : t('admin.policy.issues.wholeNumber', LIMITS.warningDays);
+    if (name === 'minScore') return t('admin.policy.issues.minScore');
+    if (name === 'expiryDays') return t('admin.policy.issues.expiryDays', LIMITS.expiryDays);
+    if (name === 'contextWords') return t('admin.policy.issues.contextWords', { count: LIMITS.contextWords.maxCount, length: LIMITS.contextWords.maxWordLength });
+  }
+  if (section === 'mfaRequired' && name === 'admin') return t('admin.policy.issues.adminMfa');
+  if (section === 'sessions' && name === 'absoluteHours') return t('admin.policy.issues.wholeNumber', LIMITS.absoluteHours);
+  if (section === 'sessions' && name === 'idleMinutes' && role && role in sent.idleMinutes) {
+    return wholeIn(sent.idleMinutes[role as Role], LIMITS.idleMinutes) ? t('admin.policy.issues.idleLongerThanSession') : t('admin.policy.issues.wholeNumber', LIMITS.idleMinutes);
+  }
+  if (section === 'clinic' && name === 'timeZone') return t('admin.policy.issues.timeZone');
+  return undefined;
+}
+
 /** The form's own label for a field the server names (password.minLength, sessions.idleMinutes.patient…). */
 function fieldLabel(t: TFunction, field: string): string {
   const [section, name, role] = field.split('.');
@@ -100,6 +141,8 @@ export function PolicyPage() {
   const [defaultZone, setDefaultZone] = useState<string>();
   const [error, setError] = useState<string>();
   const [issues, setIssues] = useState<{ field: string; message: string }[]>([]);
+  // What was sent when the service refused it: the issues are about these values.
+  const [refused, setRefused] = useState<Draft>();
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
 
@@ -128,6 +171,7 @@ export function PolicyPage() {
       adoptClinicTimeZone({ clinic: { timeZone: policy.clinic.timeZone ?? policy.installationDefaults?.clinicTimeZone } });
     } catch (err) {
       if (err instanceof ApiError && err.status === 400) {
+        setRefused(draft);
         setIssues((err.body as { issues?: { field: string; message: string }[] } | undefined)?.issues ?? []);
         setError(t('admin.policy.invalid'));
       } else setError(errorMessage(t, err));
@@ -155,8 +199,9 @@ export function PolicyPage() {
     setSaved(false);
     setDraft({ ...draft, ...change });
   };
-  const numberInput = (value: string, onChange: (v: string) => void, testId?: string, describedBy?: string) => (
-    <input type="number" inputMode="numeric" min={0} value={value} onChange={(e) => onChange(e.target.value)} {...(testId ? { 'data-testid': testId } : {})} {...(describedBy ? { 'aria-describedby': describedBy } : {})} />
+  // `field`: the server's name for it, so a refused value is marked where it is typed.
+  const numberInput = (field: string, value: string, onChange: (v: string) => void, testId?: string, describedBy?: string) => (
+    <input type="number" inputMode="numeric" min={0} value={value} onChange={(e) => onChange(e.target.value)} aria-invalid={issues.some((i) => i.field === field) || undefined} {...(testId ? { 'data-testid': testId } : {})} {...(describedBy ? { 'aria-describedby': describedBy } : {})} />
   );
 
   return (
@@ -179,12 +224,12 @@ export function PolicyPage() {
         <div className="form-grid">
           <label>
             {t('admin.policy.minLength')}
-            {numberInput(draft.minLength, (v) => set({ minLength: v }), 'policy-min-length')}
+            {numberInput('password.minLength', draft.minLength, (v) => set({ minLength: v }), 'policy-min-length')}
           </label>
           <label>
             {t('admin.policy.minScore')}
             <select value={draft.minScore} onChange={(e) => set({ minScore: e.target.value })}>
-              {[0, 1, 2, 3, 4].map((s) => (
+              {[2, 3, 4].map((s) => (
                 <option key={s} value={String(s)}>
                   {t(`admin.policy.score${s}`)}
                 </option>
@@ -193,11 +238,11 @@ export function PolicyPage() {
           </label>
           <label>
             {t('admin.policy.historySize')}
-            {numberInput(draft.historySize, (v) => set({ historySize: v }))}
+            {numberInput('password.historySize', draft.historySize, (v) => set({ historySize: v }))}
           </label>
           <label>
             {t('admin.policy.warningDays')}
-            {numberInput(draft.warningDays, (v) => set({ warningDays: v }))}
+            {numberInput('password.warningDays', draft.warningDays, (v) => set({ warningDays: v }))}
           </label>
         </div>
         <p className="muted" id="expiry-hint">
@@ -207,7 +252,7 @@ export function PolicyPage() {
           {ROLES.map((r) => (
             <label key={r}>
               {t('admin.policy.expiryFor', { role: t(`admin.roles.${r}`) })}
-              {numberInput(draft.expiryDays[r], (v) => set({ expiryDays: { ...draft.expiryDays, [r]: v } }), undefined, 'expiry-hint')}
+              {numberInput(`password.expiryDays.${r}`, draft.expiryDays[r], (v) => set({ expiryDays: { ...draft.expiryDays, [r]: v } }), undefined, 'expiry-hint')}
             </label>
           ))}
         </div>
@@ -224,12 +269,12 @@ export function PolicyPage() {
           {ROLES.map((r) => (
             <label key={r}>
               {t('admin.policy.idleFor', { role: t(`admin.roles.${r}`) })}
-              {numberInput(draft.idleMinutes[r], (v) => set({ idleMinutes: { ...draft.idleMinutes, [r]: v } }), `policy-idle-${r}`)}
+              {numberInput(`sessions.idleMinutes.${r}`, draft.idleMinutes[r], (v) => set({ idleMinutes: { ...draft.idleMinutes, [r]: v } }), `policy-idle-${r}`)}
             </label>
           ))}
           <label>
             {t('admin.policy.absoluteHours')}
-            {numberInput(draft.absoluteHours, (v) => set({ absoluteHours: v }))}
+            {numberInput('sessions.absoluteHours', draft.absoluteHours, (v) => set({ absoluteHours: v }))}
           </label>
         </div>
       </fieldset>
@@ -262,11 +307,19 @@ export function PolicyPage() {
           <p>{error}</p>
           {issues.length > 0 && (
             <ul>
-              {issues.map((i) => (
-                <li key={i.field}>
-                  <strong>{fieldLabel(t, i.field)}</strong>: {t('admin.policy.issue')}. {t('admin.policy.serverSays')} <span lang="en">{i.message}</span>
-                </li>
-              ))}
+              {issues.map((i) => {
+                const text = refused && issueText(t, i.field, refused);
+                return (
+                  <li key={i.field} data-field={i.field}>
+                    <strong>{fieldLabel(t, i.field)}</strong>:{' '}
+                    {text ?? (
+                      <>
+                        {t('admin.policy.issue')}. {t('admin.policy.serverSays')} <span lang="en">{i.message}</span>
+                      </>
+                    )}
+                  </li>
+                );
+              })}
             </ul>
           )}
         </div>

@@ -60,6 +60,7 @@ export const adminEn = {
     'audit-search': 'Audit trail read',
     'audit-export': 'Audit trail exported',
     'consent-recorded': 'Consent recorded',
+    'notification-sent': 'E-mail sent',
   },
   families: {
     protocol: 'Protocol abuse',
@@ -181,6 +182,17 @@ export const adminEn = {
     timeZone: 'Clinic time zone',
     timeZoneHint: 'Every time in the service (appointments, free times, the schedule, the audit trail) is shown on this clock, whatever the zone of each person’s device. An IANA name such as America/Mexico_City or Europe/Madrid.',
     timeZoneDefault: 'Installation default ({{zone}})',
+    // Why the service refused a value, by the field it named (PolicyPage.tsx issueText).
+    issues: {
+      wholeNumber: 'Enter a whole number from {{min}} to {{max}}.',
+      minScore: 'Choose one of the strengths listed.',
+      expiryDays: 'Leave it empty for never, or enter a whole number of days from {{min}} to {{max}}.',
+      warningBeforeExpiry: 'Must be fewer days than the shortest password expiry.',
+      contextWords: 'At most {{count}} words, each of at most {{length}} characters.',
+      adminMfa: 'Administrators always use a second factor.',
+      idleLongerThanSession: 'Must not be longer than the longest session.',
+      timeZone: 'Choose a time zone from the list.',
+    },
   },
   audit: {
     title: 'Audit trail',
@@ -373,6 +385,7 @@ export const adminEs: Widen<typeof adminEn> = {
     'audit-search': 'Consulta de la auditoría',
     'audit-export': 'Exportación de la auditoría',
     'consent-recorded': 'Consentimiento registrado',
+    'notification-sent': 'Correo electrónico enviado',
   },
   families: {
     protocol: 'Abuso del protocolo',
@@ -494,6 +507,16 @@ export const adminEs: Widen<typeof adminEn> = {
     timeZone: 'Zona horaria de la clínica',
     timeZoneHint: 'Todas las horas del servicio (citas, horarios libres, la agenda, la auditoría) se muestran con este reloj, sea cual sea la zona del dispositivo de cada persona. Un nombre IANA como America/Mexico_City o Europe/Madrid.',
     timeZoneDefault: 'La de la instalación ({{zone}})',
+    issues: {
+      wholeNumber: 'Escriba un número entero de {{min}} a {{max}}.',
+      minScore: 'Elija una de las robusteces de la lista.',
+      expiryDays: 'Déjelo vacío para que no caduque, o escriba un número entero de días de {{min}} a {{max}}.',
+      warningBeforeExpiry: 'Debe ser menos días que la caducidad de contraseña más corta.',
+      contextWords: 'Como mucho {{count}} palabras, de {{length}} caracteres como máximo cada una.',
+      adminMfa: 'Los administradores siempre usan un segundo factor.',
+      idleLongerThanSession: 'No puede ser más larga que la duración máxima de una sesión.',
+      timeZone: 'Elija una zona horaria de la lista.',
+    },
   },
   audit: {
     title: 'Registro de auditoría',

@@ -21,6 +21,8 @@ export interface SendOptions {
   contentType?: string;
   accept?: string;
   headers?: Record<string, string>;
+  /** A public route (guest link preview): no session, so no CSRF token is asked for or sent. */
+  publicRoute?: boolean;
 }
 
 async function tokenForChange(): Promise<string | undefined> {
@@ -36,7 +38,7 @@ export async function send(method: Method, path: string, options: SendOptions = 
   const headers: Record<string, string> = { accept: options.accept ?? (fhir ? 'application/fhir+json, application/json' : 'application/json'), ...options.headers };
   if (options.body !== undefined) headers['content-type'] = options.contentType ?? (fhir ? 'application/fhir+json' : 'application/json');
   if (options.raw) headers['content-type'] = options.contentType ?? (options.raw.type || 'application/octet-stream');
-  if (method !== 'GET') {
+  if (method !== 'GET' && !options.publicRoute) {
     const token = await tokenForChange();
     if (token) headers['x-csrf-token'] = token;
   }

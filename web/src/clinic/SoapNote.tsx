@@ -1,7 +1,10 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ApiError } from '../app/api.js';
 import type { Clinician } from './ClinicApp.js';
 import { fhirCreate, fhirUpdate, search, type Resource } from './fhir.js';
+import { keepPageWhenSessionEnds } from './session-end.js';
+import { SignInAgainDialog } from './SignInAgainDialog.js';
 import { ErrorLine, errorText, formatDateTime, formatTime } from './ui.js';
 
 const LOINC = 'http://loinc.org';
@@ -72,13 +75,37 @@ const appendsTo = (note: Composition) => note.relatesTo?.find((r) => r.code === 
 const aboutAppointment = (note: Composition, appointmentId: string | undefined) =>
   (note.event ?? []).some((e) => (e.detail ?? []).some((d) => d.reference === `Appointment/${appointmentId}`));
 
-type SaveState = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; at: string } | { kind: 'failed'; reason: string };
+/** `held`: the session ended; the text waits on the page (in memory only) for the clinician to sign in again. */
+type SaveState = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved'; at: string } | { kind: 'failed'; reason: string } | { kind: 'held' };
+
+/**
+ * Warns before the page unloads (reload, close, typed address) while `unsaved()` holds. In-app
+ * navigation needs no warning: unmounting saves.
+ */
+function useWarnBeforeLeaving(unsaved: () => boolean): void {
+  const check = useRef(unsaved);
+  check.current = unsaved;
+  useEffect(() => {
+    const warn = (event: BeforeUnloadEvent) => {
+      if (!check.current()) return;
+      event.preventDefault();
+      // Browsers before the preventDefault() convention ask for a returnValue.
+      event.returnValue = '';
+    };
+    addEventListener('beforeunload', warn);
+    return () => removeEventListener('beforeunload', warn);
+  }, []);
+}
 
 /**
  * The visit note: a Composition with Subjective/Objective/Assessment/Plan sections, saved as a
  * draft (status preliminary) while the clinician types, signed at the end (status final, the
  * clinician as legal attester). A signed note is read-only (the server refuses changes);
  * corrections are addenda: signed Compositions whose relatesTo appends the note.
+ *
+ * Typed text is never lost to an ended session: a save answered 401 keeps the text in memory (never
+ * in the browser's storage: a shared hospital PC), the clinician signs in again over the page, and
+ * the draft is saved then.
  */
 export function SoapNote({ patientId, appointmentId, clinician }: { patientId: string; appointmentId: string | undefined; clinician: Clinician }) {
   const { t, i18n } = useTranslation();
@@ -96,6 +123,23 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
   const dirty = useRef(false);
   const queue = useRef<Promise<void>>(Promise.resolve());
   const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  // A save on its way: its text is not on the server yet.
+  const inFlight = useRef(false);
+  // The server said the session ended (any call of the clinic while this note is open): sign in again here.
+  const [signedOut, setSignedOut] = useState(false);
+  const signedOutRef = useRef(false);
+
+  useEffect(
+    () =>
+      keepPageWhenSessionEnds(() => {
+        signedOutRef.current = true;
+        setSignedOut(true);
+      }),
+    [],
+  );
+
+  const hasText = () => Object.values(textRef.current).some((v) => v.trim() !== '');
+  useWarnBeforeLeaving(() => inFlight.current || (dirty.current && (hasText() || !!draftRef.current)));
 
   const load = useCallback(async () => {
     const { matches } = await search<Composition>(`Composition?patient=${encodeURIComponent(patientId)}&_sort=-date&_count=100`);
@@ -146,9 +190,12 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
     clearTimeout(timer.current);
     queue.current = queue.current.then(async () => {
       if (!dirty.current) return;
+      // No session: nothing could be saved; the text waits for the sign-in over the page.
+      if (signedOutRef.current) return setSaveState({ kind: 'held' });
       const body = textRef.current;
       if (!draftRef.current && Object.values(body).every((v) => v.trim() === '')) return;
       dirty.current = false;
+      inFlight.current = true;
       setSaveState({ kind: 'saving' });
       try {
         const next = composition(body, 'preliminary');
@@ -157,8 +204,11 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
         setDraft(saved);
         setSaveState({ kind: 'saved', at: saved.meta?.lastUpdated ?? new Date().toISOString() });
       } catch (err) {
+        // Still to save; whatever was typed meanwhile is in textRef and goes with the next save.
         dirty.current = true;
-        setSaveState({ kind: 'failed', reason: errorText(t, err) });
+        setSaveState(err instanceof ApiError && err.status === 401 ? { kind: 'held' } : { kind: 'failed', reason: errorText(t, err) });
+      } finally {
+        inFlight.current = false;
       }
     });
     return queue.current;
@@ -166,6 +216,13 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
 
   // Leaving the page (or the call) saves what was typed since the last save.
   useEffect(() => () => void saveDraft(), [saveDraft]);
+
+  /** Signed in again over the page: what waited is saved now. */
+  function signedInAgain() {
+    signedOutRef.current = false;
+    setSignedOut(false);
+    void saveDraft();
+  }
 
   function edit(key: SectionKey, value: string) {
     const next = { ...textRef.current, [key]: value };
@@ -182,6 +239,8 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
     setSigning(true);
     try {
       await saveDraft();
+      // The session ended: signing waits for the sign-in over the page (the clinician signs again then).
+      if (signedOutRef.current) return setError(t('clinic.errors.sessionEnded'));
       const signedNote = composition(textRef.current, 'final');
       const saved = signedNote.id ? await fhirUpdate(signedNote) : await fhirCreate(signedNote);
       draftRef.current = undefined;
@@ -208,12 +267,15 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
         ? t('clinic.note.draftSaved', { time: formatTime(saveState.at, i18n.language) })
         : saveState.kind === 'failed'
           ? t('clinic.note.draftNotSaved', { reason: saveState.reason })
-          : draft
-            ? t('clinic.note.draftSaved', { time: formatTime(draft.meta?.lastUpdated, i18n.language) })
-            : t('clinic.note.draftEmpty');
+          : saveState.kind === 'held'
+            ? t('clinic.note.draftHeld')
+            : draft
+              ? t('clinic.note.draftSaved', { time: formatTime(draft.meta?.lastUpdated, i18n.language) })
+              : t('clinic.note.draftEmpty');
 
   return (
     <div className="stack" data-testid="soap-note">
+      {signedOut && <SignInAgainDialog email={clinician.email} accountId={clinician.id} onSignedIn={signedInAgain} />}
       {justSigned.map((note) => (
         <SignedNote key={note.id} note={note} addenda={addenda} clinician={clinician} patientId={patientId} onAddendum={(a) => setNotes((list) => [a, ...(list ?? [])])} />
       ))}
@@ -232,7 +294,7 @@ export function SoapNote({ patientId, appointmentId, clinician }: { patientId: s
               <textarea rows={3} value={text[s.key]} onChange={(e) => edit(s.key, e.target.value)} onBlur={() => void saveDraft()} data-testid={`note-${s.key}`} />
             </label>
           ))}
-          <p role="status" aria-live="polite" className={saveState.kind === 'failed' ? 'error' : 'muted'} data-testid="note-save-state" data-state={saveState.kind === 'idle' && draft ? 'saved' : saveState.kind}>
+          <p role="status" aria-live="polite" className={saveState.kind === 'failed' || saveState.kind === 'held' ? 'error' : 'muted'} data-testid="note-save-state" data-state={saveState.kind === 'idle' && draft ? 'saved' : saveState.kind}>
             {statusText}
           </p>
           <p className="muted">{t('clinic.note.signConfirm')}</p>
@@ -267,6 +329,7 @@ function SignedNote({ note, addenda, clinician, patientId, onAddendum }: { note:
   const attester = note.attester?.find((a) => a.mode === 'legal');
   const signer = attester?.party?.reference === clinician.fhirRef ? t('clinic.note.you') : (attester?.party?.display ?? attester?.party?.reference ?? '');
   const own = addenda.filter((a) => appendsTo(a) === `Composition/${note.id}`);
+  useWarnBeforeLeaving(() => writing && text.trim() !== '');
 
   async function signAddendum() {
     if (!text.trim()) return setError(t('clinic.note.signEmpty'));

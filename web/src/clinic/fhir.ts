@@ -1,15 +1,17 @@
-import { ApiError, backToSignIn, request, type Method, type SendOptions } from '../app/api.js';
+import { ApiError, request, type Method, type SendOptions } from '../app/api.js';
+import { sessionEnded } from './session-end.js';
 
 /**
  * The clinic's calls to the FHIR API and the application API (app/api.ts underneath): an
- * expired session sends the clinician to sign-in and back here.
+ * expired session sends the clinician to sign-in and back here, or, while the page holds unsaved
+ * typing, signs them in again in place (session-end.ts).
  */
 export async function call<T>(method: Method, path: string, options: SendOptions & { ifMatch?: string } = {}): Promise<T> {
   const { ifMatch, ...rest } = options;
   try {
     return await request<T>(method, path, ifMatch ? { ...rest, headers: { ...rest.headers, 'if-match': ifMatch } } : rest);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) backToSignIn();
+    if (err instanceof ApiError && err.status === 401) sessionEnded();
     throw err;
   }
 }

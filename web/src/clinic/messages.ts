@@ -1,4 +1,5 @@
 import type { Widen } from '../i18n/widen.js';
+import { staffSecurityEn, staffSecurityEs } from './security-messages.js';
 
 /** The clinic area's words, in English; clinicEs below has every key. */
 export const clinicEn = {
@@ -6,7 +7,8 @@ export const clinicEn = {
   loading: 'Loading…',
   nav: { label: 'Clinic sections', schedule: 'Today', patients: 'Patients', book: 'Book and register', security: 'Security', signOut: 'Sign out' },
   notClinician: 'This area is for clinicians and reception. Your account has no access to it.',
-  security: { title: 'Security' },
+  // The staff security page's words: security-messages.ts.
+  security: staffSecurityEn,
   desk: {
     title: 'Book and register',
     find: 'Find the patient',
@@ -45,6 +47,7 @@ export const clinicEn = {
     conflict: 'Someone changed this at the same time. Reload to see the latest version.',
     invalid: 'Some of this information is not valid. Check the fields and try again.',
     detail: 'Details: {{detail}}',
+    sessionEnded: 'Your session has ended: sign in again to carry on.',
   },
   schedule: {
     title: 'Schedule',
@@ -169,6 +172,7 @@ export const clinicEn = {
     draftSaving: 'Saving the draft…',
     draftNotSaved: 'The draft is not saved yet: {{reason}} It is saved again when you type.',
     draftEmpty: 'Start writing: the draft saves itself.',
+    draftHeld: 'Not saved yet: your session has ended. What you typed stays on this page and is saved as soon as you sign in again.',
     sign: 'Sign the note',
     signing: 'Signing…',
     signConfirm: 'Once signed, the note cannot be changed; corrections go in an addendum.',
@@ -242,6 +246,12 @@ export const clinicEn = {
     tooBig: 'This file is too large.',
     badType: 'This kind of file is not accepted: use PDF, PNG, JPEG or plain text.',
   },
+  reauth: {
+    title: 'Your session has ended',
+    explain: 'Sign in again to carry on. What you typed stays on this page and is saved as soon as you are back.',
+    otherAccount: 'This page holds the work of {{email}}: only that account can sign in here. Anyone else, use the sign-in page.',
+    leave: 'Go to the sign-in page without saving',
+  },
   call: {
     layout: 'Consultation and chart',
     tabs: 'Show',
@@ -257,7 +267,7 @@ export const clinicEs: Widen<typeof clinicEn> = {
   loading: 'Cargando…',
   nav: { label: 'Secciones de la consulta', schedule: 'Hoy', patients: 'Pacientes', book: 'Citas y registro', security: 'Seguridad', signOut: 'Cerrar sesión' },
   notClinician: 'Esta área es para profesionales sanitarios y recepción. Su cuenta no tiene acceso.',
-  security: { title: 'Seguridad' },
+  security: staffSecurityEs,
   desk: {
     title: 'Citas y registro',
     find: 'Buscar al paciente',
@@ -296,6 +306,7 @@ export const clinicEs: Widen<typeof clinicEn> = {
     conflict: 'Otra persona lo cambió al mismo tiempo. Recargue para ver la última versión.',
     invalid: 'Parte de esta información no es válida. Revise los campos e inténtelo de nuevo.',
     detail: 'Detalle: {{detail}}',
+    sessionEnded: 'Su sesión ha terminado: vuelva a iniciar sesión para continuar.',
   },
   schedule: {
     title: 'Agenda',
@@ -420,6 +431,7 @@ export const clinicEs: Widen<typeof clinicEn> = {
     draftSaving: 'Guardando el borrador…',
     draftNotSaved: 'El borrador aún no está guardado: {{reason}} Se vuelve a guardar al escribir.',
     draftEmpty: 'Empiece a escribir: el borrador se guarda solo.',
+    draftHeld: 'Aún no está guardado: su sesión ha terminado. Lo que escribió sigue en esta página y se guarda en cuanto vuelva a iniciar sesión.',
     sign: 'Firmar la nota',
     signing: 'Firmando…',
     signConfirm: 'Una vez firmada, la nota no se puede cambiar; las correcciones van en una adenda.',
@@ -492,6 +504,12 @@ export const clinicEs: Widen<typeof clinicEn> = {
     needFile: 'Elija un archivo y póngale un título.',
     tooBig: 'Este archivo es demasiado grande.',
     badType: 'No se acepta este tipo de archivo: use PDF, PNG, JPEG o texto.',
+  },
+  reauth: {
+    title: 'Su sesión ha terminado',
+    explain: 'Vuelva a iniciar sesión para continuar. Lo que escribió sigue en esta página y se guarda en cuanto vuelva.',
+    otherAccount: 'Esta página tiene el trabajo de {{email}}: solo esa cuenta puede iniciar sesión aquí. Cualquier otra persona, use la página de inicio de sesión.',
+    leave: 'Ir a la página de inicio de sesión sin guardar',
   },
   call: {
     layout: 'Consulta e historia clínica',

@@ -44,7 +44,7 @@ export function errorText(t: TFunction, err: unknown): string {
   if (wait) return wait;
   const invalid = err.status === 400 || err.status === 422;
   const plain =
-    err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : invalid ? t('clinic.errors.invalid') : t('clinic.errors.generic');
+    err.status === 401 ? t('clinic.errors.sessionEnded') : err.status === 403 ? t('clinic.errors.forbidden') : err.status === 404 || err.status === 410 ? t('clinic.errors.notFound') : err.status === 409 || err.status === 412 ? t('clinic.errors.conflict') : invalid ? t('clinic.errors.invalid') : t('clinic.errors.generic');
   const detail = invalid && err.detail ? ` ${t('clinic.errors.detail', { detail: err.detail })}` : '';
   return plain + detail;
 }

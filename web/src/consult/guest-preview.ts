@@ -7,15 +7,16 @@ export type GuestPreview = { state: 'loading' } | { state: 'usable'; start: stri
 
 /**
  * Asks once what the guest link is for. The answer names the clinic's zone, adopted before the time
- * is shown. The token goes in the body, never in a URL (logs, history). Unreachable, the page still
- * lets the guest try to join: the join itself is the authority on the link.
+ * is shown. The token goes in the body, never in a URL (logs, history); the route is public, so no
+ * session is asked for (a guest has none). Unreachable, the page still lets the guest try to join:
+ * the join itself is the authority on the link.
  */
 export function useGuestPreview(token: string | undefined): GuestPreview {
   const [preview, setPreview] = useState<GuestPreview>({ state: token ? 'loading' : 'unknown' });
   useEffect(() => {
     if (!token) return;
     let live = true;
-    request<{ start?: unknown; clinic?: { timeZone?: unknown } }>('POST', '/api/consult/guest-links/preview', { body: { token } }).then(
+    request<{ start?: unknown; clinic?: { timeZone?: unknown } }>('POST', '/api/consult/guest-links/preview', { body: { token }, publicRoute: true }).then(
       (answer) => {
         adoptClinicTimeZone(answer);
         if (live) setPreview({ state: 'usable', start: typeof answer.start === 'string' ? answer.start : undefined });

@@ -3,6 +3,7 @@ import { useTranslation } from 'react-i18next';
 import { backToSignIn } from '../app/api.js';
 import { navigate } from '../app/navigation.js';
 import { AppointmentsPage } from './AppointmentsPage.js';
+import { ConnectedApps, CONNECTED_APPS_PATH } from './ConnectedApps.js';
 import { explain } from './explain.js';
 import { InvitePage } from './InvitePage.js';
 import { call, portalSession, type SessionInfo } from './portal-api.js';
@@ -19,6 +20,8 @@ const PAGES = [
   { path: '/portal/record', key: 'record' },
   { path: '/portal/security', key: 'security' },
 ] as const;
+/** Pages reached from another page rather than the menu; the menu marks the page they belong to. */
+const SUBPAGES = [{ path: CONNECTED_APPS_PATH, key: 'apps', under: 'security' }] as const;
 
 /** The patient portal (/portal/…, /invite/…): loaded only when a patient goes there. */
 export default function PortalApp({ path }: { path: string }) {
@@ -49,12 +52,13 @@ function SignedInPortal({ path }: { path: string }) {
     };
   }, [t]);
 
-  const page = PAGES.find((p) => p.path === path) ?? PAGES[0];
+  const subpage = SUBPAGES.find((p) => p.path === path);
+  const page = PAGES.find((p) => p.path === path || p.key === subpage?.under) ?? PAGES[0];
   useEffect(() => {
-    document.title = `${t(`portal.nav.${page.key}`)} · telesalud`;
+    document.title = `${subpage ? t(`portal.${subpage.key}.title`) : t(`portal.nav.${page.key}`)} · telesalud`;
     // Move focus to the new page's content so screen readers and keyboards follow the navigation.
     main.current?.focus();
-  }, [page.key, t]);
+  }, [page.key, subpage, t]);
 
   async function signOut() {
     await call('POST', '/api/auth/sign-out').catch(() => undefined);
@@ -90,7 +94,8 @@ function SignedInPortal({ path }: { path: string }) {
         {session && !patientRef && <p role="alert" className="error">{t('portal.errors.noRecord')}</p>}
         {session && patientRef && page.key === 'appointments' && <AppointmentsPage patientRef={patientRef} />}
         {session && patientRef && page.key === 'record' && <RecordPage patientRef={patientRef} />}
-        {session && page.key === 'security' && <SecurityPage session={session} />}
+        {session && !subpage && page.key === 'security' && <SecurityPage session={session} />}
+        {session && subpage?.key === 'apps' && <ConnectedApps />}
       </main>
     </div>
   );

@@ -31,7 +31,8 @@ interface Access {
   action: string;
   resource?: string;
   outcome: string;
-  who: { role: string; display: string };
+  /** No display: an integration no longer registered, named here in the reader's language. */
+  who: { role: string; display?: string };
   /** The app the access went through, when an app acted for someone. */
   through?: { client: string; name?: string };
 }
@@ -252,7 +253,7 @@ function RecordAccess() {
                 <tr key={`${e.when}-${i}`} data-testid="access-entry">
                   <td>{formatDateTime(e.when)}</td>
                   <td>
-                    {e.who.display}
+                    {e.who.display ?? t('portal.access.unknownSystem')}
                     {e.through ? ` ${t('portal.access.through', { app: e.through.name ?? t('portal.access.unknownApp') })}` : ''}
                     {e.who.role !== 'system' && <span className="hint"> ({t(`portal.access.roles.${e.who.role}`, { defaultValue: e.who.role })})</span>}
                   </td>

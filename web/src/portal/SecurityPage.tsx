@@ -1,6 +1,8 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent, type MouseEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ReauthFields, reauthProof, SecuritySettings, type MfaState } from '../auth/security/SecuritySettings.js';
+import { navigate } from '../app/navigation.js';
+import { CONNECTED_APPS_PATH } from './ConnectedApps.js';
 import { explain } from './explain.js';
 import { call, download, type SessionInfo } from './portal-api.js';
 
@@ -11,8 +13,28 @@ export function SecurityPage({ session }: { session: SessionInfo }) {
     <div className="stack" data-testid="security-page">
       <h1>{t('portal.security.title')}</h1>
       <SecuritySettings />
+      <ConnectedAppsLink />
       {session.account.fhirRef?.startsWith('Patient/') && <ExportRecord patientId={session.account.fhirRef.slice('Patient/'.length)} />}
     </div>
+  );
+}
+
+/** The apps given access to the record: their own page (ConnectedApps.tsx). */
+function ConnectedAppsLink() {
+  const { t } = useTranslation();
+  const open = (event: MouseEvent<HTMLAnchorElement>) => {
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    navigate(CONNECTED_APPS_PATH);
+  };
+  return (
+    <section aria-labelledby="apps-link-title" className="stack">
+      <h2 id="apps-link-title">{t('portal.apps.title')}</h2>
+      <p className="hint">{t('portal.apps.linkIntro')}</p>
+      <p>
+        <a href={CONNECTED_APPS_PATH} onClick={open} data-testid="connected-apps-link">{t('portal.apps.link')}</a>
+      </p>
+    </section>
   );
 }
 

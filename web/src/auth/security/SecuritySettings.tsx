@@ -1,30 +1,33 @@
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { useTranslation } from 'react-i18next';
 import { ApiError } from '../../app/api.js';
 import { addAreaMessages } from '../../i18n/i18n.js';
-import { explain } from '../../portal/explain.js';
 import { formatDateTime } from '../../portal/format.js';
 import { portalEn, portalEs } from '../../portal/messages.js';
 import { addPasskey, deviceLabel, passkeysSupported, RecoveryCodes, TotpSetup, type TotpEnrolment } from '../../portal/mfa-setup.js';
 import { PasswordProblems, PasswordStrength, usePasswordCheck, type PasswordProblem } from '../../portal/PasswordStrength.js';
 import { call } from '../../portal/portal-api.js';
 import { passkeyAssertion, type ReauthPurpose } from '../reauth-passkey.js';
+import { SecurityAreaContext, securityErrorText, useSecurityWords, type SecurityArea } from './security-words.js';
 
 /*
  * The account's own security settings — sessions, second factors, password — for every role: the
- * patient portal's security page and the staff workspaces' show the same components. Their words
- * are the portal catalogue's `portal.security.*`, added here for the staff areas that load this.
+ * patient portal's security page and the staff workspaces' show the same components, each in its
+ * own area's words (security-words.ts). The TOTP set-up, recovery codes and strength meter inside
+ * are the ones the portal's invitation page shows too, with the portal's words for them (`portal.mfa`,
+ * `portal.codes`, `portal.password`): added here for the staff areas that load this.
  */
 addAreaMessages('portal', portalEn, portalEs);
 
-/** Sessions, second factors and the password: what every signed-in person manages for themselves. */
-export function SecuritySettings() {
+/** Sessions, second factors and the password: what every signed-in person manages for themselves, in `area`'s words. */
+export function SecuritySettings({ area = 'portal' }: { area?: SecurityArea }) {
   return (
-    <>
-      <Sessions />
-      <SecondFactors />
-      <PasswordChange />
-    </>
+    <SecurityAreaContext.Provider value={area}>
+      <div className="stack security-settings">
+        <Sessions />
+        <SecondFactors />
+        <PasswordChange />
+      </div>
+    </SecurityAreaContext.Provider>
   );
 }
 
@@ -58,41 +61,41 @@ function describeAgent(ua: string | null): string {
 }
 
 function Sessions() {
-  const { t } = useTranslation();
+  const { w, t } = useSecurityWords();
   const [rows, setRows] = useState<SessionRow[]>();
   const [error, setError] = useState<string>();
   const [status, setStatus] = useState<string>();
   const load = useCallback(() => {
-    call<{ sessions: SessionRow[] }>('GET', '/api/auth/sessions').then((r) => setRows(r.sessions), (err: unknown) => setError(explain(t, err)));
-  }, [t]);
+    call<{ sessions: SessionRow[] }>('GET', '/api/auth/sessions').then((r) => setRows(r.sessions), (err: unknown) => setError(securityErrorText(w, t, err)));
+  }, [w, t]);
   useEffect(load, [load]);
 
   async function end(id: string) {
     try {
       await call('DELETE', `/api/auth/sessions/${id}`);
-      setStatus(t('portal.security.sessionEnded'));
+      setStatus(w('sessionEnded'));
       load();
     } catch (err) {
-      setError(explain(t, err));
+      setError(securityErrorText(w, t, err));
     }
   }
 
   return (
     <section aria-labelledby="sessions-title" className="stack" data-testid="sessions">
-      <h2 id="sessions-title">{t('portal.security.sessions')}</h2>
-      <p className="hint">{t('portal.security.sessionsIntro')}</p>
+      <h2 id="sessions-title">{w('sessions')}</h2>
+      <p className="hint">{w('sessionsIntro')}</p>
       {status && <p role="status">{status}</p>}
       {error && <p role="alert" className="error">{error}</p>}
       <ul className="cards">
         {rows?.map((s) => (
           <li key={s.id} className="card" data-testid="session-row" data-current={s.current}>
             <p>
-              {describeAgent(s.userAgent)} {s.current && <span className="badge ok">{t('portal.security.thisDevice')}</span>}
+              {describeAgent(s.userAgent)} {s.current && <span className="badge ok">{w('thisDevice')}</span>}
             </p>
-            <p className="hint">{t('portal.security.lastSeen', { when: formatDateTime(s.lastSeen) })}</p>
+            <p className="hint">{w('lastSeen', { when: formatDateTime(s.lastSeen) })}</p>
             {!s.current && (
-              <button type="button" onClick={() => void end(s.id)} aria-label={t('portal.security.endNamed', { device: describeAgent(s.userAgent) })} data-testid="session-end">
-                {t('portal.security.end')}
+              <button type="button" onClick={() => void end(s.id)} aria-label={w('endNamed', { device: describeAgent(s.userAgent) })} data-testid="session-end">
+                {w('end')}
               </button>
             )}
           </li>
@@ -107,22 +110,22 @@ function Sessions() {
  * recovery code) or, where the account has a passkey, the passkey instead. Every change of factors asks again.
  */
 export function ReauthFields({ password, setPassword, code, setCode, needsCode, onPasskey, busy }: { password: string; setPassword: (v: string) => void; code: string; setCode: (v: string) => void; needsCode: boolean; onPasskey?: (() => void) | undefined; busy?: boolean }) {
-  const { t } = useTranslation();
+  const { w } = useSecurityWords();
   return (
     <>
       <label>
-        {t('portal.security.currentPassword')}
+        {w('currentPassword')}
         <input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
       </label>
       {needsCode && (
         <label>
-          {t('portal.security.currentCode')}
+          {w('currentCode')}
           <input autoComplete="one-time-code" spellCheck={false} required={!onPasskey} value={code} onChange={(e) => setCode(e.target.value)} />
         </label>
       )}
       {needsCode && onPasskey && (
         <button type="button" disabled={busy || !password} onClick={onPasskey} data-testid="reauth-passkey">
-          {t('portal.security.usePasskey')}
+          {w('usePasskey')}
         </button>
       )}
     </>
@@ -145,7 +148,7 @@ async function recentReauthUntil(): Promise<number | undefined> {
 }
 
 function SecondFactors() {
-  const { t } = useTranslation();
+  const { w, t } = useSecurityWords();
   const [mfa, setMfa] = useState<MfaState>();
   const [passkeys, setPasskeys] = useState<Passkey[]>([]);
   const [action, setAction] = useState<FactorAction>();
@@ -162,10 +165,10 @@ function SecondFactors() {
   const [status, setStatus] = useState<string>();
 
   const load = useCallback(() => {
-    call<MfaState>('GET', '/api/auth/mfa').then(setMfa, (err: unknown) => setError(explain(t, err)));
+    call<MfaState>('GET', '/api/auth/mfa').then(setMfa, (err: unknown) => setError(securityErrorText(w, t, err)));
     call<{ passkeys: Passkey[] }>('GET', '/api/auth/passkeys').then((r) => setPasskeys(r.passkeys), () => undefined);
     recentReauthUntil().then(setRecentUntil, () => setRecentUntil(undefined));
-  }, [t]);
+  }, [w, t]);
   useEffect(load, [load]);
 
   const reset = () => {
@@ -189,18 +192,18 @@ function SecondFactors() {
     setError(undefined);
     try {
       const reauth = recent ? {} : await reauthProof(password, code, usePasskey ? 'mfa-change' : undefined);
-      if (!reauth) return setError(t('portal.security.passkeyNotUsed'));
+      if (!reauth) return setError(w('passkeyNotUsed'));
       const action = which;
       if (action === 'remove-passkey' && passkey) {
         await call('POST', '/api/auth/passkeys/remove', { id: passkey.id, ...reauth });
-        setStatus(t('portal.security.passkeyRemoved', { label: passkey.label }));
+        setStatus(w('passkeyRemoved', { label: passkey.label }));
         reset();
         load();
       }
       if (action === 'totp') setEnrolment(await call<TotpEnrolment>('POST', '/api/auth/mfa/totp/enrol', reauth));
       if (action === 'passkey') {
         await addPasskey(reauth, deviceLabel());
-        setStatus(t('portal.security.passkeyAdded'));
+        setStatus(w('passkeyAdded'));
         reset();
         load();
       }
@@ -210,7 +213,7 @@ function SecondFactors() {
       }
       if (action === 'disable') {
         await call('POST', '/api/auth/mfa/totp/disable', reauth);
-        setStatus(t('portal.security.totpRemoved'));
+        setStatus(w('totpRemoved'));
         reset();
         load();
       }
@@ -221,7 +224,7 @@ function SecondFactors() {
         setAction(which);
         return;
       }
-      setError(err instanceof ApiError ? explain(t, err) : t('portal.errors.passkeyCancelled'));
+      setError(err instanceof ApiError ? securityErrorText(w, t, err) : w('passkeyCancelled'));
     } finally {
       setBusy(false);
       setAuto(false);
@@ -230,7 +233,7 @@ function SecondFactors() {
 
   if (codes) {
     return (
-      <section className="stack" aria-label={t('portal.security.factors')}>
+      <section className="stack" aria-label={w('factors')}>
         <RecoveryCodes
           codes={codes}
           onDone={() => {
@@ -259,18 +262,18 @@ function SecondFactors() {
 
   return (
     <section aria-labelledby="factors-title" className="stack" data-testid="factors">
-      <h2 id="factors-title">{t('portal.security.factors')}</h2>
-      <p className="hint">{mfa?.required ? t('portal.security.factorsRequired') : t('portal.security.factorsIntro')}</p>
+      <h2 id="factors-title">{w('factors')}</h2>
+      <p className="hint">{mfa?.required ? w('factorsRequired') : w('factorsIntro')}</p>
       {mfa && (
         <ul className="cards">
           <li className="card" data-testid="factor-totp" data-enabled={mfa.totp}>
             <p>
-              {t('portal.security.totp')}: <strong>{mfa.totp ? t('portal.security.on') : t('portal.security.off')}</strong>
+              {w('totp')}: <strong>{mfa.totp ? w('on') : w('off')}</strong>
             </p>
           </li>
           <li className="card" data-testid="factor-passkeys">
             <p>
-              {t('portal.security.passkeys')}: <strong>{passkeys.length}</strong>
+              {w('passkeys')}: <strong>{passkeys.length}</strong>
             </p>
             {passkeys.length > 0 && (
               <ul className="stack tight">
@@ -278,8 +281,8 @@ function SecondFactors() {
                   <li key={p.id} data-testid="passkey-row">
                     {p.label}{' '}
                     {!action && (
-                      <button type="button" className="link" onClick={start('remove-passkey', p)} aria-label={t('portal.security.removePasskeyNamed', { label: p.label })} data-testid="remove-passkey">
-                        {t('portal.security.removePasskey')}
+                      <button type="button" className="link" onClick={start('remove-passkey', p)} aria-label={w('removePasskeyNamed', { label: p.label })} data-testid="remove-passkey">
+                        {w('removePasskey')}
                       </button>
                     )}
                   </li>
@@ -288,28 +291,28 @@ function SecondFactors() {
             )}
           </li>
           <li className="card" data-testid="factor-codes">
-            <p>{t('portal.security.codesLeft', { count: mfa.recoveryCodesLeft })}</p>
+            <p>{w('codesLeft', { count: mfa.recoveryCodesLeft })}</p>
           </li>
         </ul>
       )}
       {status && <p role="status" data-testid="factors-status">{status}</p>}
       {!action && mfa && (
         <div className="row">
-          {actionButton('totp', mfa.totp ? t('portal.security.replaceTotp') : t('portal.security.addTotp'), 'add-totp')}
-          {passkeysSupported() && actionButton('passkey', t('portal.security.addPasskey'), 'add-passkey')}
-          {(mfa.totp || mfa.passkeys > 0) && actionButton('codes', t('portal.security.newCodes'), 'new-codes')}
-          {mfa.totp && !mfa.required && actionButton('disable', t('portal.security.removeTotp'), 'remove-totp')}
+          {actionButton('totp', mfa.totp ? w('replaceTotp') : w('addTotp'), 'add-totp')}
+          {passkeysSupported() && actionButton('passkey', w('addPasskey'), 'add-passkey')}
+          {(mfa.totp || mfa.passkeys > 0) && actionButton('codes', w('newCodes'), 'new-codes')}
+          {mfa.totp && !mfa.required && actionButton('disable', w('removeTotp'), 'remove-totp')}
         </div>
       )}
-      {action && !enrolment && auto && <p aria-busy="true">{t('portal.busy')}</p>}
+      {action && !enrolment && auto && <p aria-busy="true">{w('busy')}</p>}
       {action && !enrolment && !auto && (
-        <form className="stack panel" onSubmit={(e) => void submit(e)} aria-label={t(`portal.security.confirm.${action}`, { label: removing?.label ?? '' })} data-testid="reauth-form">
-          <p>{t(`portal.security.confirm.${action}`, { label: removing?.label ?? '' })}</p>
+        <form className="stack panel" onSubmit={(e) => void submit(e)} aria-label={w(`confirm.${action}`, { label: removing?.label ?? '' })} data-testid="reauth-form">
+          <p>{w(`confirm.${action}`, { label: removing?.label ?? '' })}</p>
           <ReauthFields password={password} setPassword={setPassword} code={code} setCode={setCode} needsCode={!!mfa?.totp || (mfa?.passkeys ?? 0) > 0} onPasskey={(mfa?.passkeys ?? 0) > 0 ? () => void run(true) : undefined} busy={busy} />
           {error && <p role="alert" className="error">{error}</p>}
           <div className="row">
-            <button type="submit" className="primary" disabled={busy}>{busy ? t('portal.busy') : t('portal.security.continue')}</button>
-            <button type="button" onClick={reset}>{t('portal.security.cancel')}</button>
+            <button type="submit" className="primary" disabled={busy}>{busy ? w('busy') : w('continue')}</button>
+            <button type="button" onClick={reset}>{w('cancel')}</button>
           </div>
         </form>
       )}
@@ -318,7 +321,7 @@ function SecondFactors() {
           enrolment={enrolment}
           onConfirmed={(recovery) => {
             reset();
-            setStatus(t('portal.security.totpAdded'));
+            setStatus(w('totpAdded'));
             if (recovery.length > 0) setCodes(recovery);
             load();
           }}
@@ -330,7 +333,7 @@ function SecondFactors() {
 }
 
 function PasswordChange() {
-  const { t } = useTranslation();
+  const { w, t } = useSecurityWords();
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [repeat, setRepeat] = useState('');
@@ -345,20 +348,20 @@ function PasswordChange() {
     setError(undefined);
     setStatus(undefined);
     setProblems([]);
-    if (next !== repeat) return setError(t('portal.password.mismatch'));
+    if (next !== repeat) return setError(w('mismatch'));
     setBusy(true);
     try {
       await call('POST', '/api/auth/password', { currentPassword: current, newPassword: next });
-      setStatus(t('portal.security.passwordChanged'));
+      setStatus(w('passwordChanged'));
       setCurrent('');
       setNext('');
       setRepeat('');
     } catch (err) {
       if (err instanceof ApiError && err.code === 'weak-password') {
         setProblems((err.body as { problems?: PasswordProblem[] }).problems ?? []);
-        setError(t('portal.password.refused'));
-      } else if (err instanceof ApiError && err.status === 403) setError(t('portal.security.wrongPassword'));
-      else setError(explain(t, err));
+        setError(w('refused'));
+      } else if (err instanceof ApiError && err.status === 403) setError(w('wrongPassword'));
+      else setError(securityErrorText(w, t, err));
     } finally {
       setBusy(false);
     }
@@ -366,26 +369,26 @@ function PasswordChange() {
 
   return (
     <section aria-labelledby="password-title" className="stack">
-      <h2 id="password-title">{t('portal.security.password')}</h2>
+      <h2 id="password-title">{w('password')}</h2>
       <form className="stack" onSubmit={(e) => void submit(e)} data-testid="password-change">
         <label>
-          {t('portal.security.currentPassword')}
+          {w('currentPassword')}
           <input type="password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.target.value)} />
         </label>
         <label>
-          {t('portal.password.new')}
+          {w('newPassword')}
           <input type="password" autoComplete="new-password" required value={next} onChange={(e) => setNext(e.target.value)} aria-describedby="change-policy change-feedback" data-testid="change-new-password" />
         </label>
-        <p className="hint" id="change-policy">{t('portal.security.passwordHint')}</p>
+        <p className="hint" id="change-policy">{w('passwordHint')}</p>
         <PasswordStrength verdict={verdict} id="change-feedback" />
         <label>
-          {t('portal.password.repeat')}
+          {w('repeatPassword')}
           <input type="password" autoComplete="new-password" required value={repeat} onChange={(e) => setRepeat(e.target.value)} />
         </label>
         {error && <p role="alert" className="error">{error}</p>}
         <PasswordProblems problems={problems} />
         {status && <p role="status">{status}</p>}
-        <button type="submit" className="primary" disabled={busy}>{busy ? t('portal.busy') : t('portal.security.changePassword')}</button>
+        <button type="submit" className="primary" disabled={busy}>{busy ? w('busy') : w('changePassword')}</button>
       </form>
     </section>
   );
