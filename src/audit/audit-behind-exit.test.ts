@@ -20,7 +20,7 @@ describe.runIf(process.env.TELESALUD_TEST_DATABASE_URL)('an audited read answere
     dir = await mkdtemp(path.join(os.tmpdir(), 'telesalud-audit-exit-'));
   });
   afterAll(async () => {
-    await sql`alter function if exists audit_append_unavailable rename to audit_append`.execute(node.ctx.store.db).catch(() => undefined);
+    await sql`alter function if exists audit_append_batch_unavailable rename to audit_append_batch`.execute(node.ctx.store.db).catch(() => undefined);
     await node?.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -41,7 +41,7 @@ describe.runIf(process.env.TELESALUD_TEST_DATABASE_URL)('an audited read answere
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const port = Number((await waitForOutput(child, /listening on https:\/\/[^:]+:(\d+)/))[1]);
-      await sql`alter function audit_append rename to audit_append_unavailable`.execute(node.ctx.store.db);
+      await sql`alter function audit_append_batch rename to audit_append_batch_unavailable`.execute(node.ctx.store.db);
       const read = await httpsJson(port, { path: `/fhir/R4/Patient/${patientId}`, headers: { authorization: `Bearer ${node.token}` } });
       expect(read.status).toBe(200);
       child.kill('SIGTERM');

@@ -84,7 +84,7 @@ describe.each(STORE_KINDS)('audit entries committed behind the answer (%s)', (ki
   it('keeps answered entries through a database failure, refuses new accesses meanwhile, and writes them once it recovers', async () => {
     const db = node.ctx.store.db;
     const audit = new AuditLog(db, testLogger(), { commit: 'behind' });
-    await sql`alter function audit_append rename to audit_append_unavailable`.execute(db);
+    await sql`alter function audit_append_batch rename to audit_append_batch_unavailable`.execute(db);
     let renamedBack = false;
     try {
       // Answered while the queue is healthy; its append then fails.
@@ -92,10 +92,10 @@ describe.each(STORE_KINDS)('audit entries committed behind the answer (%s)', (ki
       expect(await waitFor(async () => audit.backlog().failedAppends > 0, 2_000)).toBe(true);
       expect(audit.unwritten().map((u) => u.entry.requestId)).toEqual(['outage-0']);
       // While appends fail, an access waits for its own commit, and fails with it: it does not happen unaudited.
-      await expect(audit.record(read('outage', 1))).rejects.toThrow(/audit_append/);
+      await expect(audit.record(read('outage', 1))).rejects.toThrow(/audit_append_batch/);
       // Past a second of outage, the entry keeps the time of the access as well as that of its append.
       await new Promise((r) => setTimeout(r, QUEUED_LIMIT_MS + 100));
-      await sql`alter function audit_append_unavailable rename to audit_append`.execute(db);
+      await sql`alter function audit_append_batch_unavailable rename to audit_append_batch`.execute(db);
       renamedBack = true;
       expect(await waitFor(async () => (await count(db, 'outage')) === 1, 5_000)).toBe(true);
       const row = await db.selectFrom('audit_event').select(['request_id', 'detail', 'recorded']).where('request_id', 'like', 'outage-%').executeTakeFirstOrThrow();
@@ -109,7 +109,7 @@ describe.each(STORE_KINDS)('audit entries committed behind the answer (%s)', (ki
       expect(await count(db, 'after')).toBe(1);
       expect((await verifyAuditChain(db, { keys: [] })).firstProblem).toBeUndefined();
     } finally {
-      if (!renamedBack) await sql`alter function audit_append_unavailable rename to audit_append`.execute(db);
+      if (!renamedBack) await sql`alter function audit_append_batch_unavailable rename to audit_append_batch`.execute(db);
     }
   });
 

@@ -66,8 +66,8 @@ export function chainedFieldsOf(row: StoredAuditFields, seq: number): ChainedFie
  * independent of how the value went through jsonb and back.
  *
  * It is CHAIN_PREFIX + seq + canonicalBody(fields): the database appends entries with the
- * prefix and body computed here and only the position spliced in (audit_append(), migration
- * 0002), so the format is defined in this file alone.
+ * prefix and body computed here and only the position spliced in (audit_append_batch(), migration
+ * 0023), so the format is defined in this file alone.
  */
 export function canonicalEntry(fields: ChainedFields): string {
   return `${CHAIN_PREFIX}${fields.seq}${canonicalBody(fields)}`;

@@ -59,4 +59,30 @@ describe.each(STORE_KINDS)('audit group commit (%s)', (kind) => {
     const found = await sql<{ n: number }>`select count(*)::int as n from audit_event where request_id like 'queued-%'`.execute(db);
     expect(found.rows[0]!.n).toBe(20);
   });
+
+  it('stores exactly the values the chain hashes, whatever characters they hold', async () => {
+    const db = node.ctx.store.db;
+    const audit = new AuditLog(db, testLogger(), { signingKey: key });
+    // Line breaks, quotes, backslashes, a line separator, astral characters, numbers, nesting and
+    // absent fields: the database reads each column back out of the entry's canonical text.
+    const awkward: AuditEntry = {
+      actor: 'Practitioner/"o\\brien"',
+      action: 'read',
+      resourceType: 'Observation',
+      resourceId: 'obs-1',
+      patient: 'Patient/núñez-ñ',
+      outcome: 'success',
+      requestId: 'awkward-1',
+      detail: { reason: 'line one\nline two\r\ttab "quoted" \\ back \u2028 sep 🩺', nested: { z: [1, 2.5, -0, 1e21, null, true], a: 'ä' }, count: 3 },
+    };
+    const bare: AuditEntry = { actor: 'system:test', action: 'sign-in', outcome: 'failed', requestId: 'awkward-2' };
+    await Promise.all([audit.record(awkward), audit.record(bare)]);
+    await audit.drain();
+    const rows = (await sql<Record<string, unknown>>`select actor, action, resource_type, resource_id, patient, outcome, source, request_id, detail from audit_event where request_id like 'awkward-%' order by request_id`.execute(db)).rows;
+    expect(rows).toEqual([
+      { actor: awkward.actor, action: 'read', resource_type: 'Observation', resource_id: 'obs-1', patient: awkward.patient, outcome: 'success', source: null, request_id: 'awkward-1', detail: JSON.parse(JSON.stringify(awkward.detail)) },
+      { actor: 'system:test', action: 'sign-in', resource_type: null, resource_id: null, patient: null, outcome: 'failed', source: null, request_id: 'awkward-2', detail: null },
+    ]);
+    expect((await verifyAuditChain(db, { keys: [key] })).firstProblem).toBeUndefined();
+  });
 });

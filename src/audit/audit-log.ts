@@ -111,7 +111,8 @@ export interface AuditEntry {
 /**
  * The advisory lock that orders every append to the audit chain, across all nodes of a farm
  * (transaction-scoped: released at commit or rollback). Its number is "audit_ch" in ASCII; it
- * is taken inside audit_append() (migration 0002) and by the timed checkpoint here.
+ * is taken inside audit_append_batch() (migration 0023; audit_append() of 0002 for nodes of
+ * the previous release) and by the timed checkpoint here.
  */
 export const AUDIT_CHAIN_LOCK = '7017846207087387496';
 
@@ -198,7 +199,7 @@ interface Appended {
  * which of two concurrent batches comes first is not fixed, as between two nodes. PGlite runs
  * one statement at a time, so there one append is in flight and the rest gather behind it.
  *
- * Each append is one call of the database function audit_append(): it takes the chain lock,
+ * Each append is one call of the database function audit_append_batch(): it takes the chain lock,
  * reads the head and inserts the entries at the next positions with their hashes, so
  * concurrent appenders, on one node or many, queue into one dense chain: no forks, no gaps (the
  * unique index on seq backs this up). The lock is held until the appending transaction ends.
@@ -440,26 +441,17 @@ export class AuditLog {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /** Hash and insert the entries at the head of the chain, in one call of audit_append(). */
+  /** Hash and insert the entries at the head of the chain, in one call of audit_append_batch(). */
   private async append(db: Kysely<Database> | Transaction<Database>, entries: AuditEntry[], async: boolean): Promise<Appended> {
     // The time is set here, once per append, to the millisecond: the value the hash covers is the value stored.
     const recorded = new Date().toISOString();
-    const columns = {
-      actor: [] as string[],
-      action: [] as string[],
-      resourceType: [] as (string | null)[],
-      resourceId: [] as (string | null)[],
-      patient: [] as (string | null)[],
-      outcome: [] as string[],
-      source: [] as (string | null)[],
-      requestId: [] as (string | null)[],
-      detail: [] as (string | null)[],
-      body: [] as string[],
-    };
+    // Two texts for the whole batch (migration 0023): the canonical bodies the chain hashes, one
+    // per line, and the same values as stored columns, in JSON.
+    const bodies: string[] = [];
+    const columns: Record<string, unknown>[] = [];
     for (const entry of entries) {
       const several = entry.patients && entry.patients.length > 1 ? { patients: entry.patients } : undefined;
       const extra = entry.breakGlass || several ? { ...entry.detail, ...several, ...(entry.breakGlass ? { breakGlass: entry.breakGlass } : {}) } : entry.detail;
-      const detail = storableDetail(extra);
       const fields = {
         recorded,
         actor: storableText(entry.actor),
@@ -470,27 +462,26 @@ export class AuditLog {
         outcome: storableText(entry.outcome),
         source: text(entry.source),
         requestId: text(entry.requestId),
-        detail,
+        detail: storableDetail(extra),
       };
-      columns.actor.push(fields.actor);
-      columns.action.push(fields.action);
-      columns.resourceType.push(fields.resourceType);
-      columns.resourceId.push(fields.resourceId);
-      columns.patient.push(fields.patient);
-      columns.outcome.push(fields.outcome);
-      columns.source.push(fields.source);
-      columns.requestId.push(fields.requestId);
-      columns.detail.push(detail === null ? null : JSON.stringify(detail));
-      columns.body.push(canonicalBody(fields));
+      bodies.push(canonicalBody(fields));
+      columns.push({
+        actor: fields.actor,
+        action: fields.action,
+        resource_type: fields.resourceType,
+        resource_id: fields.resourceId,
+        patient: fields.patient,
+        outcome: fields.outcome,
+        source: fields.source,
+        request_id: fields.requestId,
+        detail: fields.detail,
+      });
     }
     // Prepared (db/database.ts): every audited access makes this call, its parse and plan are done once per connection.
-    const { rows } = await sql<{ prev_seq: number | string; head_seq: number | string; head_hash: Uint8Array }>`${sql.raw(PREPARED)}select prev_seq, head_seq, head_hash from audit_append(
-        ${CHAIN_PREFIX}, ${recorded}::timestamptz,
-        ${columns.actor}::text[], ${columns.action}::text[], ${columns.resourceType}::text[], ${columns.resourceId}::text[], ${columns.patient}::text[],
-        ${columns.outcome}::text[], ${columns.source}::text[], ${columns.requestId}::text[], ${columns.detail}::jsonb[], ${columns.body}::text[],
-        ${async})`.execute(db as Kysely<Database>);
+    const { rows } = await sql<{ prev_seq: number | string; head_seq: number | string; head_hash: Uint8Array }>`${sql.raw(PREPARED)}select prev_seq, head_seq, head_hash from audit_append_batch(
+        ${CHAIN_PREFIX}, ${recorded}::timestamptz, ${bodies.join('\n')}, ${JSON.stringify(columns)}::jsonb, ${async})`.execute(db as Kysely<Database>);
     const row = rows[0];
-    if (!row) throw new Error('audit_append returned nothing');
+    if (!row) throw new Error('audit_append_batch returned nothing');
     return { prevSeq: Number(row.prev_seq), seq: Number(row.head_seq), hash: bytes(row.head_hash) };
   }
 

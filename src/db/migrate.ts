@@ -18,6 +18,7 @@ import * as smartAppLaunch from './migrations/0019-smart-app-launch.js';
 import * as receptionRole from './migrations/0020-reception-role.js';
 import * as searchStringRecency from './migrations/0021-search-string-recency.js';
 import * as auditSeqIdentity from './migrations/0022-audit-seq-identity.js';
+import * as auditAppendBatch from './migrations/0023-audit-append-batch.js';
 
 /**
  * Versioned migrations, listed in code so they ship inside the build. Kysely's Postgres
@@ -44,6 +45,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0020-reception-role': receptionRole,
   '0021-search-string-recency': searchStringRecency,
   '0022-audit-seq-identity': auditSeqIdentity,
+  '0023-audit-append-batch': auditAppendBatch,
 };
 
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
