@@ -1,4 +1,5 @@
 import { ROLES, type Role } from '../roles.js';
+import { PASSWORD_POLICY_LIMITS } from '../policy/policy-limits.js';
 
 /**
  * The password policy: every value an admin may change, its defaults (issue 3), and the floors
@@ -41,20 +42,7 @@ export const DEFAULT_PASSWORD_POLICY: PasswordPolicy = deepFreeze({
   contextWords: [],
 });
 
-/**
- * Hard limits no admin setting can cross. The floors follow NIST SP 800-63B (at least 8
- * characters, accept at least 64) and keep the zxcvbn and history checks meaningful; the ceilings
- * bound the CPU one request can cost.
- */
-export const PASSWORD_POLICY_LIMITS = {
-  minLength: { min: 8, max: 64 },
-  maxLength: { min: 64, max: 1024 },
-  minScore: { min: 2, max: 4 },
-  historySize: { min: 0, max: 24 },
-  expiryDays: { min: 1, max: 3650 },
-  warningDays: { min: 0, max: 90 },
-  contextWords: { maxCount: 200, maxWordLength: 64 },
-} as const;
+export { PASSWORD_POLICY_LIMITS } from '../policy/policy-limits.js';
 
 export interface PasswordPolicyIssue {
   /** Dotted path of the offending field, e.g. `expiryDays.clinician`. */

@@ -3,6 +3,7 @@ import type { Database } from '../../db/schema.js';
 import { DEFAULT_PASSWORD_POLICY, parsePasswordPolicy, PasswordPolicyError, type PasswordPolicy, type PasswordPolicyIssue } from '../passwords/index.js';
 import { ROLES, ROLES_REQUIRING_MFA, type Role } from '../roles.js';
 import { canonicalTimeZone } from './clinic-time-zone.js';
+import { SESSION_POLICY_LIMITS } from './policy-limits.js';
 
 /**
  * The authentication policy an admin configures: passwords, which roles must use a second
@@ -38,7 +39,7 @@ export const DEFAULT_AUTH_POLICY: AuthPolicy = {
 };
 
 /** Bounds no admin setting crosses: a 1-minute idle timeout locks people out, a week-long one is no timeout. */
-export const SESSION_POLICY_LIMITS = { idleMinutes: { min: 2, max: 240 }, absoluteHours: { min: 1, max: 72 } } as const;
+export { SESSION_POLICY_LIMITS } from './policy-limits.js';
 
 /** How long a node trusts its copy of the policy: a change reaches every node within this. */
 export const POLICY_CACHE_MS = 5_000;

@@ -5,6 +5,7 @@ import { ApiError } from '../app/api.js';
 import { adoptClinicTimeZone } from '../app/clinic-time.js';
 import { adminApi, adminPut } from './admin-api.js';
 import { errorMessage } from './AdminApp.js';
+import { PASSWORD_POLICY_LIMITS, SESSION_POLICY_LIMITS } from '../../../src/auth/policy/policy-limits.js';
 
 const ROLES = ['patient', 'clinician', 'reception', 'admin'] as const;
 type Role = (typeof ROLES)[number];
@@ -80,20 +81,8 @@ function fromDraft(d: Draft): unknown {
   };
 }
 
-/**
- * The service's bounds (src/auth/passwords/policy.ts PASSWORD_POLICY_LIMITS, src/auth/policy/auth-policy.ts
- * SESSION_POLICY_LIMITS): the page names them in the admin's language when a value is refused.
- */
-const LIMITS = {
-  minLength: { min: 8, max: 64 },
-  minScore: { min: 2, max: 4 },
-  historySize: { min: 0, max: 24 },
-  warningDays: { min: 0, max: 90 },
-  expiryDays: { min: 1, max: 3650 },
-  contextWords: { maxCount: 200, maxWordLength: 64 },
-  idleMinutes: { min: 2, max: 240 },
-  absoluteHours: { min: 1, max: 72 },
-} as const;
+/** The service's bounds: the page names them in the admin's language when a value is refused. */
+const LIMITS = { ...PASSWORD_POLICY_LIMITS, ...SESSION_POLICY_LIMITS };
 
 const wholeIn = (value: string, limits: { min: number; max: number }) => Number.isInteger(num(value)) && num(value) >= limits.min && num(value) <= limits.max;
 
