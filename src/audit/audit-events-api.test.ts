@@ -190,7 +190,7 @@ describe.each(STORE_KINDS)('audit as FHIR AuditEvent, audit search and export, a
     const { entries } = res.json();
     const byClinician = entries.filter((e: any) => e.who.reference === `Practitioner/${clinician.practitionerId}`);
     expect(byClinician.map((e: any) => e.action)).toEqual(expect.arrayContaining(['read', 'search']));
-    expect(byClinician[0].who).toEqual({ role: 'clinician', display: 'Julián Herrera', reference: `Practitioner/${clinician.practitionerId}` });
+    expect(byClinician[0].who).toEqual({ role: 'clinician', kind: 'staff', display: 'Julián Herrera', reference: `Practitioner/${clinician.practitionerId}` });
     // The admin's search of the audit about patient B is B's business, not A's; A's own reads are left out.
     const body = res.body;
     expect(body).not.toContain(patientB.patientId);

@@ -8,14 +8,24 @@ import { findAuditRows, paging } from './audit-search.js';
 const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max });
 const PRACTITIONER_RE = /^Practitioner\/([0-9a-f-]{36})$/;
 
+/**
+ * What sort of actor an entry names, as a code the portal words (portal.access.kinds): the patient
+ * themselves (through an app), a staff account, an integration, the installation's admin token,
+ * telesalud itself, or an actor the trail names in no way we know.
+ */
+export type ActorKind = 'self' | 'staff' | 'integration' | 'installation-token' | 'system' | 'unknown';
+
 export interface RecordAccess {
   when: string;
   action: string;
   /** `Type/id` of what was touched, when the entry names one. */
   resource?: string;
   outcome: string;
-  /** `display` is absent for an integration no longer registered: the page names it in the reader's language. */
-  who: { role: string; display?: string; reference?: string };
+  /**
+   * `display` is a person's or app's own name, never a word of ours: where there is none the page
+   * words `kind` (and `role`) in the reader's language.
+   */
+  who: { role: string; kind: ActorKind; display?: string; reference?: string };
   /** The app the access was made through (an OAuth client acting for `who`): "Ana López through Diario de salud". */
   through?: { client: string; name?: string };
 }
@@ -52,7 +62,7 @@ export async function recordAccessRoutes(app: FastifyInstance, ctx: AppContext):
 }
 
 /** Role and name of each actor: staff by their Practitioner (as the patient may read it) or account, integrations by client name. */
-async function describeActors(ctx: AppContext, records: Repository, actors: string[], self: { refs: string[]; name: string }): Promise<Map<string, RecordAccess['who']>> {
+async function describeActors(ctx: AppContext, records: Repository, actors: string[], self: { refs: string[]; name: string | undefined }): Promise<Map<string, RecordAccess['who']>> {
   const db = ctx.store.db;
   const described = new Map<string, RecordAccess['who']>();
   const accountIds = actors.flatMap((a) => (a.startsWith('account:') ? [a.slice('account:'.length)] : [])).filter(isUuid);
@@ -70,27 +80,29 @@ async function describeActors(ctx: AppContext, records: Repository, actors: stri
 
   for (const actor of actors) {
     if (self.refs.includes(actor)) {
-      described.set(actor, { role: 'patient', display: self.name });
+      described.set(actor, { role: 'patient', kind: 'self', ...(self.name ? { display: self.name } : {}) });
       continue;
     }
     const practitioner = PRACTITIONER_RE.test(actor);
     const acct = accounts.find((a) => (practitioner ? a.fhir_ref === actor : `account:${a.id}` === actor));
-    if (practitioner) described.set(actor, { role: acct?.role ?? 'clinician', display: names.get(actor) ?? acct?.display_name ?? 'clinician', reference: actor });
-    else if (acct) described.set(actor, { role: acct.role, display: acct.display_name ?? acct.role });
+    const display = practitioner ? (names.get(actor) ?? acct?.display_name) : acct?.display_name;
+    if (practitioner) described.set(actor, { role: acct?.role ?? 'clinician', kind: 'staff', ...(display ? { display } : {}), reference: actor });
+    else if (acct) described.set(actor, { role: acct.role, kind: 'staff', ...(display ? { display } : {}) });
     else if (actor.startsWith('client:')) {
       const name = clients.find((c) => `client:${c.id}` === actor)?.name;
-      described.set(actor, { role: 'integration', ...(name ? { display: name } : {}) });
+      described.set(actor, { role: 'integration', kind: 'integration', ...(name ? { display: name } : {}) });
     }
-    else if (actor === 'admin-token') described.set(actor, { role: 'admin', display: 'administrator (installation token)' });
-    else if (actor === 'system' || actor.startsWith('system:')) described.set(actor, { role: 'system', display: 'telesalud' });
-    else described.set(actor, { role: 'other', display: 'other' });
+    else if (actor === 'admin-token') described.set(actor, { role: 'admin', kind: 'installation-token' });
+    // The product's own name, the same in every language.
+    else if (actor === 'system' || actor.startsWith('system:')) described.set(actor, { role: 'system', kind: 'system', display: 'telesalud' });
+    else described.set(actor, { role: 'other', kind: 'unknown' });
   }
   return described;
 }
 
-async function ownName(ctx: AppContext, accountId: string): Promise<string> {
+async function ownName(ctx: AppContext, accountId: string): Promise<string | undefined> {
   const row = await ctx.store.db.selectFrom('account').select('display_name').where('id', '=', accountId).executeTakeFirst();
-  return row?.display_name ?? 'patient';
+  return row?.display_name ?? undefined;
 }
 
 const throughClient = (row: { detail: unknown }): string | undefined => {

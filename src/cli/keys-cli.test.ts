@@ -89,8 +89,8 @@ describe('telesalud keys commands (pglite, built CLI)', () => {
 
     const json = JSON.parse((await runCli(['keys', 'status', '--json'], env)).stdout);
     expect(json.keys).toEqual([
-      { id: newId, state: 'current', documents: 1, totpSecrets: 1 },
-      { id: oldId, state: 'old', documents: 0, totpSecrets: 0 },
+      { id: newId, state: 'current', documents: 1, totpSecrets: 1, queuedEmails: 0 },
+      { id: oldId, state: 'old', documents: 0, totpSecrets: 0, queuedEmails: 0 },
     ]);
 
     const retired = await runCli(['keys', 'retire'], env);

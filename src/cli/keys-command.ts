@@ -63,16 +63,25 @@ export async function keysRotateCommand(config: Config, options: { resume?: bool
   }
 }
 
-function reportRotation(r: RotateResult): void {
-  const done = `re-wrapped ${count(r.documents, 'document key')} and ${count(r.totpSecrets, 'TOTP secret')} under ${r.targetKekId} in ${count(r.batches, 'batch', 'batches')} (${r.seconds.toFixed(1)} s)`;
+/** The summary of a rotation (stdout) and its warnings (stderr); throws when it was interrupted. */
+export function reportRotation(r: RotateResult): void {
+  // A node of the previous release answers without `outbox` over the admin socket.
+  const outbox = (r as Partial<RotateResult>).outbox ?? { rewrapped: 0, remaining: 0 };
+  // Queued e-mails named only when there are some: they leave within minutes or hours, so often there are none.
+  const rewrapped =
+    outbox.rewrapped > 0
+      ? `${count(r.documents, 'document key')}, ${count(r.totpSecrets, 'TOTP secret')} and ${count(outbox.rewrapped, 'queued e-mail')}`
+      : `${count(r.documents, 'document key')} and ${count(r.totpSecrets, 'TOTP secret')}`;
+  const done = `re-wrapped ${rewrapped} under ${r.targetKekId} in ${count(r.batches, 'batch', 'batches')} (${r.seconds.toFixed(1)} s)`;
   if (r.stopped) throw new Error(`interrupted: ${done}; run \`telesalud keys rotate --resume\` to finish`);
   const head = r.newKekId
     ? `new master key ${r.newKekId} is current in ${r.keyFile} (previous: ${r.previousKekId}); ${done}.`
     : `finished the rotation to ${r.targetKekId} (no new key made); ${done}.`;
   process.stdout.write(`${head} Give every node this key file: a node re-reads it when it meets a key it lacks, and checks it for changes every 30 s. Older keys stay in the file until \`telesalud keys retire\`.\n`);
-  if (r.remaining.documents + r.remaining.totpSecrets > 0) {
+  if (r.remaining.documents + r.remaining.totpSecrets + outbox.remaining > 0) {
+    const left = `${count(r.remaining.documents, 'document')}, ${count(r.remaining.totpSecrets, 'TOTP secret')} and ${count(outbox.remaining, 'queued e-mail')}`;
     process.stderr.write(
-      `warning: ${count(r.remaining.documents, 'document')} and ${count(r.remaining.totpSecrets, 'TOTP secret')} are still under an older key (sealed meanwhile by nodes that still have the old key file): give every node the new file, then run \`telesalud keys rotate --resume\`\n`,
+      `warning: ${left} are still under an older key (sealed meanwhile by nodes that still have the old key file): give every node the new file, then run \`telesalud keys rotate --resume\`\n`,
     );
   }
   if (r.unknownKey > 0) process.stderr.write(`warning: ${count(r.unknownKey, 'row')} name a key that ${r.keyFile} does not hold: left as they are (see \`telesalud keys status\`)\n`);

@@ -202,7 +202,7 @@ export interface Database {
   };
   /** Migration 0011: which version of the privacy notice a patient accepted for telehealth, when, through which account. */
   telehealth_consent: { patient_ref: string; notice_version: string; accepted_at: Date | string; account_id: string; source: string };
-  /** Migration 0018: outgoing e-mail, its content sealed (src/notifications/outbox.ts). */
+  /** Migration 0018: outgoing e-mail, its content sealed (src/notifications/mail-outbox.ts). */
   notification_outbox: {
     id: string;
     template: string;

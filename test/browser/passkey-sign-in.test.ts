@@ -78,6 +78,13 @@ describe('passkeys in Chromium: register in the portal security settings, then s
   it('signs in with the passkey in place of a code, and the signature counter moves on', async () => {
     const before = (await credentials())[0]!.signCount;
     await context.clearCookies();
+    // The API calls the page makes, in order: signing in needs no session asked for first.
+    const calls: string[] = [];
+    const recordCall = (request: { url(): string; method(): string }) => {
+      const url = new URL(request.url());
+      if (url.pathname.startsWith('/api/')) calls.push(`${request.method()} ${url.pathname}`);
+    };
+    page.on('request', recordCall);
     await page.goto(`${web.origin}/sign-in`);
     await page.getByTestId('sign-in-form').waitFor();
     await page.fill('input[autocomplete="username"]', patient.email);
@@ -90,6 +97,9 @@ describe('passkeys in Chromium: register in the portal security settings, then s
     await page.getByTestId('sign-in-passkey').click();
     await page.waitForURL(`${web.origin}/portal`);
     await page.getByTestId('nav-security').waitFor();
+    page.off('request', recordCall);
+    const signedIn = calls.indexOf('POST /api/auth/passkeys/authenticate/verify');
+    expect(calls.slice(0, signedIn + 1)).toEqual(['POST /api/auth/sign-in', 'POST /api/auth/passkeys/authenticate/verify']);
 
     expect((await credentials())[0]!.signCount).toBeGreaterThan(before);
     const row = await web.node.ctx.store.db.selectFrom('passkey_credential').select(['counter', 'last_used']).executeTakeFirstOrThrow();

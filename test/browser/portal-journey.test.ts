@@ -67,6 +67,15 @@ describe('patient portal journey in Chromium: invitation → TOTP → booking �
     expect(await seriousAccessibilityViolations(page), `accessibility of ${journey}/${step}`).toEqual([]);
   }
 
+  /** The "who accessed my record" table has a row with these who/what words (and no English fallback from the server). */
+  async function expectAccessWords(page: Page, rows: [who: string, what: string][]): Promise<void> {
+    const table = page.getByTestId('record-access');
+    await table.getByTestId('access-entry').first().waitFor();
+    const seen = await table.getByTestId('access-entry').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(1).map((td) => td.textContent?.trim() ?? '')));
+    for (const row of rows) expect(seen).toContainEqual(row);
+    expect(await table.innerText()).not.toMatch(/installation token\)|\(other\)/);
+  }
+
   for (const journey of JOURNEYS) {
     it(`works end to end (${journey.locale}, link ${journey.linkForm})`, async () => {
       const db = web.node.ctx.store.db;
@@ -90,6 +99,11 @@ describe('patient portal journey in Chromium: invitation → TOTP → booking �
       const slotStart = new Date(Math.ceil((Date.now() + 10 * 60_000) / 60_000) * 60_000 + (key === 'es' ? 20 * 60_000 : 0));
       const slot = (await records.create({ resourceType: 'Slot', schedule: { reference: `Schedule/${scheduleId}` }, status: 'free', start: slotStart.toISOString(), end: new Date(slotStart.getTime() + 20 * 60_000).toISOString() } as never)) as { id: string };
       const { token } = await createInvitation(db, { email: `rosa.${key}@example.org`, role: 'patient', displayName: 'Rosa Quintana', fhirRef: patientRef, invitedBy: practitionerRef });
+      // Accesses by actors with no name of their own, for "who accessed my record" to word in the reader's language.
+      const unnamed = { outcome: 'success' as const, patient: patientRef, source: '10.30.0.9', requestId: 'portal-test' };
+      await web.node.ctx.audit.record({ ...unnamed, actor: 'admin-token', action: 'mfa-reset' });
+      await web.node.ctx.audit.record({ ...unnamed, actor: 'client:tsc-0123456789abcdef01234567', action: 'read', resourceType: 'Observation', resourceId: patient.id });
+      await web.node.ctx.audit.record({ ...unnamed, actor: 'system:mail', action: 'notification-sent' });
 
       const context: BrowserContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: journey.locale, timezoneId: sameDayTimeZone(), viewport: { width: 414, height: 860 } });
       context.setDefaultTimeout(20_000);
@@ -165,11 +179,26 @@ describe('patient portal journey in Chromium: invitation → TOTP → booking �
           await summary.locator('summary').click();
           expect(await summary.innerText()).toContain('Rest and drink water.');
           expect(await summary.locator('b').count()).toBe(0);
+          await expectAccessWords(page, [
+            ['the installation token (administrator)', 'reset the second sign-in step'],
+            ['a connected system that is no longer registered (connected system)', 'looked at · a measurement'],
+            ['telesalud', 'sent an e-mail notice'],
+          ]);
           await checkpoint(page, journey.name, '09-record');
           await page.getByTestId('nav-security').click();
           await page.locator('[data-testid="factor-totp"][data-enabled="true"]').waitFor();
           await page.getByTestId('session-row').first().waitFor();
           await checkpoint(page, journey.name, '10-security');
+          await page.getByTestId('nav-appointments').click();
+          await card.waitFor();
+        } else {
+          // Who accessed the record, every word in Spanish: none of the server's, none left in English.
+          await page.getByTestId('nav-record').click();
+          await expectAccessWords(page, [
+            ['el token de instalación (administrador)', 'restableció el segundo paso de acceso'],
+            ['un sistema conectado que ya no está registrado (sistema conectado)', 'consultó · una medición'],
+            ['telesalud', 'envió un aviso por correo electrónico'],
+          ]);
           await page.getByTestId('nav-appointments').click();
           await card.waitFor();
         }

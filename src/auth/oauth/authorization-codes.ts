@@ -55,7 +55,9 @@ export async function issueCode(db: Kysely<Database>, input: NewCode, now = new 
  * Marks the code redeemed, once, in one statement: of two nodes redeeming the same code at the
  * same moment exactly one gets it. Whatever the caller then finds wrong (client, redirect URI,
  * verifier), the code is spent: each code gets one try. A second use revokes every token the
- * first one gave, refresh tokens included (RFC 6749 §4.1.2: the code may have been stolen).
+ * first one gave, refresh tokens included (RFC 6749 §4.1.2: the code may have been stolen), under
+ * the grant's lock; it also deletes the code row, so a first use still issuing at that moment gets
+ * nothing (and a third use answers `unknown`: there is nothing left to revoke).
  */
 export async function redeemCode(db: Kysely<Database>, code: string, now = new Date()): Promise<Redemption> {
   if (code.length < 1 || code.length > 256) return { kind: 'unknown' };

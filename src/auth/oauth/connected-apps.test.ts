@@ -203,7 +203,7 @@ describe.each(STORE_KINDS)('connected apps: a person lists and revokes the apps 
     const entries = (await browser.get('/api/me/record-access?_count=100')).json().entries as any[];
     const gone = entries.filter((e) => e.who.role === 'integration');
     expect(gone.length).toBeGreaterThan(0);
-    // No English fallback from the server: the page words it ("portal.access.unknownSystem").
-    for (const entry of gone) expect(entry.who).toEqual({ role: 'integration' });
+    // No English fallback from the server: the page words it ("portal.access.kinds.integration").
+    for (const entry of gone) expect(entry.who).toEqual({ role: 'integration', kind: 'integration' });
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
+import { lockGrant } from './connected-apps.js';
 import { digest } from './oauth-clients.js';
 
 /**
@@ -54,7 +55,18 @@ export async function useRefreshToken(db: Kysely<Database>, token: string, now =
   return { kind: 'refreshed', grant: { family: Buffer.from(row.family), clientId: row.client_id, accountId: row.account_id, scopes: row.scopes, patient: row.patient, expires: new Date(row.expires) } };
 }
 
+/**
+ * Ends a grant after a replay (of its code or of a refresh token): its code row, refresh tokens and
+ * access tokens, under the grant's lock (connected-apps.ts). Issuing takes the same lock and checks
+ * that the code row (or a refresh token) still exists, so a redemption or refresh racing this one
+ * either issued before and loses its tokens here, or comes after and issues nothing: the missing
+ * code row is the marker that refuses every later issuance for this grant.
+ */
 export async function revokeFamily(db: Kysely<Database>, family: Buffer): Promise<void> {
-  await db.deleteFrom('oauth_refresh_token').where('family', '=', family).execute();
-  await db.deleteFrom('oauth_access_token').where('grant_hash', '=', family).execute();
+  await db.transaction().execute(async (tx) => {
+    await lockGrant(tx, family);
+    await tx.deleteFrom('oauth_authorization_code').where('code_hash', '=', family).execute();
+    await tx.deleteFrom('oauth_refresh_token').where('family', '=', family).execute();
+    await tx.deleteFrom('oauth_access_token').where('grant_hash', '=', family).execute();
+  });
 }

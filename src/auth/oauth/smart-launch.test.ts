@@ -181,7 +181,7 @@ describe.each(STORE_KINDS)('SMART App Launch: authorization code with PKCE (%s)'
     const entries = view.json().entries as any[];
     const viaApp = entries.filter((e) => e.through);
     expect(viaApp.length).toBeGreaterThan(0);
-    expect(viaApp).toContainEqual(expect.objectContaining({ action: 'read', resource: `Observation/${rosaObservationId}`, who: { role: 'patient', display: 'Rosa Aplicación' }, through: { client: `client:${app.client_id}`, name: 'Diario de salud' } }));
+    expect(viaApp).toContainEqual(expect.objectContaining({ action: 'read', resource: `Observation/${rosaObservationId}`, who: { role: 'patient', kind: 'self', display: 'Rosa Aplicación' }, through: { client: `client:${app.client_id}`, name: 'Diario de salud' } }));
     expect(entries.every((e) => e.through || e.who.role !== 'patient')).toBe(true);
   });
 

@@ -144,15 +144,15 @@ export class TokenService {
     const account = await this.db.selectFrom('account').select('status').where('id', '=', grant.accountId).executeTakeFirst();
     if (account?.status !== 'active') return refuse('invalid_grant', 'the account that authorized this app is not active');
     const words = grant.scopes.split(' ');
-    // Under the grant's lock, and only while the grant exists: a revocation (connected-apps.ts) running
-    // at this very moment either ends these tokens too or makes this issue nothing.
+    // Under the grant's lock, and only while the grant exists: a revocation (connected-apps.ts, or a
+    // replay: refresh-tokens.ts revokeFamily) running at this very moment either ends these tokens too or makes this issue nothing.
     const tokens = await this.db.transaction().execute(async (tx) => {
       await lockGrant(tx, grant.family);
       if (!(await grantStillExists(tx, grant.family, via))) return undefined;
       const access = await issueAccessToken(tx, grant.clientId, grant.scopes, now, { accountId: grant.accountId, patient: grant.patient, grantHash: grant.family });
       return { access, refresh: words.includes(OFFLINE_ACCESS) ? await issueRefreshToken(tx, grant, now) : undefined };
     });
-    if (!tokens) return refuse('invalid_grant', 'the user revoked this app\'s access: ask them to approve it again');
+    if (!tokens) return refuse('invalid_grant', 'this authorization was revoked (the user ended it, or its code or refresh token was used twice): ask the user to approve the app again');
     const { access: issued, refresh: refreshToken } = tokens;
     const patient = words.includes(LAUNCH_PATIENT) && grant.patient ? grant.patient.slice('Patient/'.length) : undefined;
     await this.record(grant.clientId, origin, 'success', { scope: grant.scopes, grant: via, account: grant.accountId });

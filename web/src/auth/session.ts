@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { ApiError, api, backToSignIn } from '../app/api.js';
+import { ApiError, api, backToSignIn, request } from '../app/api.js';
 import { adoptClinicTimeZone } from '../app/clinic-time.js';
 
 export interface Account {
@@ -50,7 +50,8 @@ export interface SignInStep {
  */
 export async function signInStep(email: string, password: string, code: string): Promise<SignInStep> {
   try {
-    await api('POST', '/api/auth/sign-in', { email, password, ...(code ? { code } : {}) });
+    // A public route: no session yet, so no CSRF token to ask for first (the answer brings the new session's).
+    await request('POST', '/api/auth/sign-in', { body: { email, password, ...(code ? { code } : {}) }, publicRoute: true });
     return { result: 'signed-in' };
   } catch (err) {
     if (!(err instanceof ApiError)) return { result: 'network' };
@@ -76,7 +77,7 @@ export async function signInWithPasskey(options: Record<string, unknown>): Promi
     return { result: 'cancelled' };
   }
   try {
-    await api('POST', '/api/auth/passkeys/authenticate/verify', { response });
+    await request('POST', '/api/auth/passkeys/authenticate/verify', { body: { response }, publicRoute: true });
     return { result: 'signed-in' };
   } catch (err) {
     if (!(err instanceof ApiError)) return { result: 'network' };

@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { InvitationSentNotice } from '../app/InvitationSentNotice.js';
 import { ApiError } from '../app/api.js';
+import { canSendEmail } from '../auth/session.js';
 import { bookingFor, loadFreeSlots, loadOffers, type Offer, type Slot } from '../portal/appointments.js';
 import { call, fhirCreate, personName, search, type Resource } from './fhir.js';
 import { ErrorLine, errorText, formatDate, formatDateTime, Loading } from './ui.js';
@@ -224,6 +225,8 @@ function Invite({ patient }: { patient: Patient }) {
   const [link, setLink] = useState<{ url: string; expiresAt: string; emailed?: boolean; email: string }>();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string>();
+  // With e-mail on, the node sends the invitation itself: reception is not told to send it.
+  const [mailable] = useState(canSendEmail);
 
   async function invite(event: FormEvent) {
     event.preventDefault();
@@ -242,7 +245,7 @@ function Invite({ patient }: { patient: Patient }) {
   return (
     <section className="stack" aria-labelledby="desk-invite">
       <h2 id="desk-invite">{t('clinic.desk.invite')}</h2>
-      <p className="muted">{t('clinic.desk.inviteIntro')}</p>
+      <p className="muted">{t(mailable ? 'clinic.desk.inviteIntroEmail' : 'clinic.desk.inviteIntro')}</p>
       {!link ? (
         <form className="row" onSubmit={(e) => void invite(e)} data-testid="desk-invite-form">
           <label className="inline">

@@ -31,10 +31,18 @@ interface Access {
   action: string;
   resource?: string;
   outcome: string;
-  /** No display: an integration no longer registered, named here in the reader's language. */
-  who: { role: string; display?: string };
+  /** `display` is a person's or app's own name; without one, `kind` is worded here in the reader's language. */
+  who: { role: string; kind?: ActorKind; display?: string };
   /** The app the access went through, when an app acted for someone. */
   through?: { client: string; name?: string };
+}
+
+/** The sorts of actor the server names by code (src/audit/record-access-routes.ts). */
+type ActorKind = 'self' | 'staff' | 'integration' | 'installation-token' | 'system' | 'unknown';
+
+/** Who did it: their own name, else their kind in the reader's language (a server without `kind` only left integrations unnamed). */
+function actorName(t: (key: string) => string, who: Access['who']): string {
+  return who.display ?? t(`portal.access.kinds.${who.kind ?? 'integration'}`);
 }
 
 interface PatientRecord {
@@ -253,9 +261,9 @@ function RecordAccess() {
                 <tr key={`${e.when}-${i}`} data-testid="access-entry">
                   <td>{formatDateTime(e.when)}</td>
                   <td>
-                    {e.who.display ?? t('portal.access.unknownSystem')}
+                    {actorName(t, e.who)}
                     {e.through ? ` ${t('portal.access.through', { app: e.through.name ?? t('portal.access.unknownApp') })}` : ''}
-                    {e.who.role !== 'system' && <span className="hint"> ({t(`portal.access.roles.${e.who.role}`, { defaultValue: e.who.role })})</span>}
+                    {e.who.role !== 'system' && e.who.role !== 'other' && <span className="hint"> ({t(`portal.access.roles.${e.who.role}`, { defaultValue: e.who.role })})</span>}
                   </td>
                   <td>
                     {t(`portal.access.actions.${e.action}`, { defaultValue: e.action })}
