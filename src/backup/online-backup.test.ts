@@ -130,8 +130,8 @@ describe('online backup, audit verify and key rotation on the running embedded n
     const fresh = await upload(pdf(99));
     const after = JSON.parse((await runCli(['keys', 'status', '--json'], env())).stdout);
     expect(after.keys).toEqual([
-      { id: newKey, state: 'current', documents: 4, totpSecrets: 0 },
-      { id: oldKey, state: 'old', documents: 0, totpSecrets: 0 },
+      { id: newKey, state: 'current', documents: 4, totpSecrets: 0, queuedEmails: 0 },
+      { id: oldKey, state: 'old', documents: 0, totpSecrets: 0, queuedEmails: 0 },
     ]);
     for (const [id, bytes] of documents) expect(Buffer.compare(await download(id), bytes), id).toBe(0);
     expect(documents.has(fresh)).toBe(true);
