@@ -166,17 +166,9 @@ export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, op
       after = rows.at(-1)!.id;
       const updates: Array<{ id: string; oldKek: string; wrappedKey: Buffer }> = [];
       for (const row of rows) {
-        try {
-          // The document id is the associated data every document key is wrapped with.
-          const rewrapped = rewrapKey(ring, { kekId: row.kek_id, wrappedKey: bytes(row.wrapped_key) }, row.id, target.id);
-          updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey: rewrapped.wrappedKey });
-        } catch (err) {
-          if (!(err instanceof UnknownKeyError || err instanceof DocumentIntegrityError)) throw err;
-          if (skipped.has(row.id)) continue;
-          skipped.add(row.id);
-          if (err instanceof UnknownKeyError) summary.unknownKey++;
-          else summary.damaged++;
-        }
+        // The document id is the associated data every document key is wrapped with.
+        const wrappedKey = rewrapOrCount(ring, target, row.id, row.kek_id, bytes(row.wrapped_key), row.id, skipped, summary);
+        if (wrappedKey) updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey });
       }
       const updated = await updateDocuments(db, target, updates);
       summary.documents += updated;
@@ -201,6 +193,33 @@ export async function rewrapUnderCurrent(db: Kysely<Database>, ring: KeyRing, op
   summary.outbox.remaining = pendingOutboxUnder(usage, ring, target.id);
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+/**
+ * A row's data key wrapped under the target instead, or undefined when it can't be: wrapped by a
+ * key this ring lacks, or damaged. Such a row is counted once however many passes meet it, and
+ * stays as it is for `keys status` to show.
+ */
+function rewrapOrCount(
+  ring: KeyRing,
+  target: KeyEncryptionKey,
+  rowId: string,
+  kekId: string,
+  wrappedKey: Buffer,
+  associatedData: string,
+  skipped: Set<string>,
+  summary: RewrapSummary,
+): Buffer | undefined {
+  try {
+    return rewrapKey(ring, { kekId, wrappedKey }, associatedData, target.id).wrappedKey;
+  } catch (err) {
+    if (!(err instanceof UnknownKeyError || err instanceof DocumentIntegrityError)) throw err;
+    if (skipped.has(rowId)) return undefined;
+    skipped.add(rowId);
+    if (err instanceof UnknownKeyError) summary.unknownKey++;
+    else summary.damaged++;
+    return undefined;
+  }
 }
 
 /** One statement per batch; only rows that still name the key they were read with change. */
@@ -241,16 +260,8 @@ async function rewrapOutbox(db: Kysely<Database>, ring: KeyRing, target: KeyEncr
       const updates: Array<{ id: string; oldKek: string; wrappedKey: Buffer }> = [];
       for (const row of rows) {
         if (!row.kek_id || !row.wrapped_key) continue;
-        try {
-          const moved = rewrapKey(ring, { kekId: row.kek_id, wrappedKey: bytes(row.wrapped_key) }, outboxAssociatedData(row.id), target.id);
-          updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey: moved.wrappedKey });
-        } catch (err) {
-          if (!(err instanceof UnknownKeyError || err instanceof DocumentIntegrityError)) throw err;
-          if (skipped.has(row.id)) continue;
-          skipped.add(row.id);
-          if (err instanceof UnknownKeyError) summary.unknownKey++;
-          else summary.damaged++;
-        }
+        const wrappedKey = rewrapOrCount(ring, target, row.id, row.kek_id, bytes(row.wrapped_key), outboxAssociatedData(row.id), skipped, summary);
+        if (wrappedKey) updates.push({ id: row.id, oldKek: row.kek_id, wrappedKey });
       }
       if (updates.length > 0) {
         const values = sql.join(updates.map((u) => sql`(${u.id}::uuid, ${u.oldKek}::text, ${u.wrappedKey}::bytea)`));
